@@ -1,0 +1,440 @@
+//! The experiment file's schema (`exp.toml`), its defaults and validation.
+//!
+//! Parsing from text happens in the host (it knows the file); this module
+//! owns what the keys mean. Every table denies unknown keys.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// One experiment file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    /// `[experiment]`: name, seed, where results go.
+    pub experiment: ExperimentSection,
+    /// `[workload]`: what requests look like.
+    #[serde(default)]
+    pub workload: Workload,
+    /// `[arrival]`: when requests enter the client.
+    #[serde(default)]
+    pub arrival: Arrival,
+    /// `[[nodes]]`: the serving endpoints.
+    #[serde(default)]
+    pub nodes: Vec<NodeSpec>,
+    /// `[batching]`: the batching plugin.
+    #[serde(default = "Batching::default")]
+    pub batching: Batching,
+    /// `[routing]`: the routing mode and plugin.
+    #[serde(default)]
+    pub routing: Routing,
+    /// `[sandbox]`: limits applied to every plugin.
+    #[serde(default)]
+    pub sandbox: Sandbox,
+    /// `[client]`: how requests are sent.
+    #[serde(default)]
+    pub client: Client,
+}
+
+/// `[experiment]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentSection {
+    /// Names the results directory `<output_dir>/<name>/<UTC stamp>/`.
+    pub name: String,
+    /// Seeds the workload, the arrivals and the plugins' `random-u64`.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Root of the results tree, relative to the working directory.
+    #[serde(default = "default_output_dir")]
+    pub output_dir: String,
+}
+
+fn default_seed() -> u64 {
+    42
+}
+fn default_output_dir() -> String {
+    "results".to_owned()
+}
+
+/// Which dataset generates the requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Dataset {
+    /// Random token ids with lengths drawn as SGLang's `random` dataset does.
+    Random,
+}
+
+/// The HTTP API requests are sent to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backend {
+    /// SGLang's native `POST /generate`, token ids as `input_ids`.
+    Sglang,
+}
+
+/// `[workload]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Workload {
+    /// Dataset kind.
+    pub dataset: Dataset,
+    /// Number of requests in the run.
+    pub num_requests: u32,
+    /// Maximum (and, with `range_ratio = 1`, exact) prompt length in tokens.
+    pub input_len: u32,
+    /// Maximum (and, with `range_ratio = 1`, exact) output length in tokens.
+    pub output_len: u32,
+    /// SGLang's meaning: lengths uniform in `[max(floor(len*ratio),1), len]`.
+    pub range_ratio: f64,
+    /// Token ids are drawn uniformly from `0..vocab_size`.
+    pub vocab_size: u32,
+    /// API to send requests to.
+    pub backend: Backend,
+}
+
+impl Default for Workload {
+    fn default() -> Self {
+        Self {
+            dataset: Dataset::Random,
+            num_requests: 100,
+            input_len: 512,
+            output_len: 128,
+            range_ratio: 1.0,
+            vocab_size: 32_000,
+            backend: Backend::Sglang,
+        }
+    }
+}
+
+/// The arrival process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Process {
+    /// Exponential gaps with mean `1/rate`.
+    Poisson,
+    /// Gaps of exactly `1/rate`.
+    Constant,
+    /// Every request arrives at t = 0.
+    Burst,
+    /// `concurrency` users; each sends its next request when its previous one finished.
+    ClosedLoop,
+}
+
+/// `[arrival]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Arrival {
+    /// Process kind.
+    pub process: Process,
+    /// Requests per second (poisson, constant).
+    pub rate: f64,
+    /// Users (closed-loop).
+    pub concurrency: u32,
+}
+
+impl Default for Arrival {
+    fn default() -> Self {
+        Self { process: Process::Poisson, rate: 10.0, concurrency: 1 }
+    }
+}
+
+/// How a node comes to exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Launch {
+    /// `sglab sim` processes spawned by the host on free loopback ports.
+    Sim,
+    /// An external endpoint at `url`; nothing is launched.
+    Url,
+}
+
+/// One `[[nodes]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSpec {
+    /// `sim` or `url`; omitted means `url` when `url` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch: Option<Launch>,
+    /// Base URL of an external node, e.g. `http://127.0.0.1:30000`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// How many identical nodes this entry stands for (launched nodes only).
+    #[serde(default = "one")]
+    pub replicas: u32,
+    /// Extra command-line arguments for `sglab sim`.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Seconds to wait for a launched node to become ready.
+    #[serde(default = "default_startup_timeout")]
+    pub startup_timeout_s: f64,
+}
+
+fn one() -> u32 {
+    1
+}
+fn default_startup_timeout() -> f64 {
+    60.0
+}
+
+impl NodeSpec {
+    /// An external node.
+    pub fn url(url: impl Into<String>) -> Self {
+        Self { launch: None, url: Some(url.into()), replicas: 1, args: Vec::new(), startup_timeout_s: 60.0 }
+    }
+
+    /// The launch kind after applying the "url implies url" rule.
+    pub fn kind(&self) -> Launch {
+        self.launch.unwrap_or(if self.url.is_some() { Launch::Url } else { Launch::Sim })
+    }
+}
+
+/// `[batching]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Batching {
+    /// A built-in plugin name or a path to a `.wasm` component.
+    #[serde(default = "default_batcher")]
+    pub plugin: String,
+    /// The plugin's config table, passed to it as JSON.
+    #[serde(default)]
+    pub config: Map<String, Value>,
+}
+
+impl Default for Batching {
+    fn default() -> Self {
+        Self { plugin: default_batcher(), config: Map::new() }
+    }
+}
+
+fn default_batcher() -> String {
+    "immediate".to_owned()
+}
+
+/// Who routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RoutingMode {
+    /// sglab routes each request with a WebAssembly plugin.
+    Plugin,
+}
+
+/// `[routing]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Routing {
+    /// Routing mode.
+    #[serde(default = "default_mode")]
+    pub mode: RoutingMode,
+    /// A built-in plugin name or a path to a `.wasm` component.
+    #[serde(default = "default_router")]
+    pub plugin: String,
+    /// The plugin's config table, passed to it as JSON.
+    #[serde(default)]
+    pub config: Map<String, Value>,
+}
+
+impl Default for Routing {
+    fn default() -> Self {
+        Self { mode: RoutingMode::Plugin, plugin: default_router(), config: Map::new() }
+    }
+}
+
+fn default_mode() -> RoutingMode {
+    RoutingMode::Plugin
+}
+fn default_router() -> String {
+    "round-robin".to_owned()
+}
+
+/// `[sandbox]`: limits for every plugin instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sandbox {
+    /// Linear-memory cap per plugin instance, MiB.
+    pub memory_mib: u32,
+    /// Wall time one plugin call may take before it is interrupted, ms.
+    pub deadline_ms: u64,
+    /// Bytes of plugin stdout/stderr kept (the rest is dropped).
+    pub output_bytes: u32,
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Self { memory_mib: 64, deadline_ms: 10, output_bytes: 64 * 1024 }
+    }
+}
+
+/// `[client]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Client {
+    /// A request that has not finished after this many seconds is an error.
+    pub timeout_s: f64,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Self { timeout_s: 600.0 }
+    }
+}
+
+/// A value that parses but makes no sense.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{key} = {value}: {reason}")]
+pub struct InvalidValue {
+    /// Dotted key, e.g. `arrival.rate`.
+    pub key: String,
+    /// The offending value as written.
+    pub value: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+fn invalid(key: impl Into<String>, value: impl ToString, reason: &str) -> InvalidValue {
+    InvalidValue { key: key.into(), value: value.to_string(), reason: reason.to_owned() }
+}
+
+impl Experiment {
+    /// Checks values that types cannot express. Returns the first problem.
+    pub fn validate(&self) -> Result<(), InvalidValue> {
+        let e = &self.experiment;
+        if e.name.is_empty() || e.name.contains(['/', '\\']) || e.name == "." || e.name == ".." {
+            return Err(invalid(
+                "experiment.name",
+                format!("{:?}", e.name),
+                "must be a non-empty name without slashes",
+            ));
+        }
+        let w = &self.workload;
+        if w.num_requests == 0 {
+            return Err(invalid("workload.num_requests", 0, "must be at least 1"));
+        }
+        if w.input_len == 0 {
+            return Err(invalid("workload.input_len", 0, "must be at least 1"));
+        }
+        if w.output_len == 0 {
+            return Err(invalid("workload.output_len", 0, "must be at least 1"));
+        }
+        if !(0.0..=1.0).contains(&w.range_ratio) {
+            return Err(invalid("workload.range_ratio", w.range_ratio, "must be between 0 and 1"));
+        }
+        if w.vocab_size == 0 {
+            return Err(invalid("workload.vocab_size", 0, "must be at least 1"));
+        }
+        let a = &self.arrival;
+        if matches!(a.process, Process::Poisson | Process::Constant) && !(a.rate.is_finite() && a.rate > 0.0) {
+            return Err(invalid("arrival.rate", a.rate, "must be a positive number of requests per second"));
+        }
+        if a.process == Process::ClosedLoop && a.concurrency == 0 {
+            return Err(invalid("arrival.concurrency", 0, "must be at least 1"));
+        }
+        if self.nodes.is_empty() {
+            return Err(invalid("nodes", "[]", "at least one [[nodes]] entry (or --url) is needed"));
+        }
+        for (i, n) in self.nodes.iter().enumerate() {
+            match (n.kind(), &n.url) {
+                (Launch::Url, None) => {
+                    return Err(invalid(
+                        format!("nodes[{i}].url"),
+                        "(missing)",
+                        "launch = \"url\" needs url = \"http://host:port\"",
+                    ));
+                }
+                (Launch::Url, Some(u)) if !(u.starts_with("http://")) => {
+                    return Err(invalid(format!("nodes[{i}].url"), format!("{u:?}"), "must start with http://"));
+                }
+                (Launch::Sim, Some(u)) => {
+                    return Err(invalid(
+                        format!("nodes[{i}].url"),
+                        format!("{u:?}"),
+                        "a launched node gets its URL from sglab; remove url or set launch = \"url\"",
+                    ));
+                }
+                _ => {}
+            }
+            if n.replicas == 0 {
+                return Err(invalid(format!("nodes[{i}].replicas"), 0, "must be at least 1"));
+            }
+            if n.kind() == Launch::Url && n.replicas != 1 {
+                return Err(invalid(
+                    format!("nodes[{i}].replicas"),
+                    n.replicas,
+                    "an external url is one node; list each url as its own [[nodes]] entry",
+                ));
+            }
+            if !(n.startup_timeout_s.is_finite() && n.startup_timeout_s > 0.0) {
+                return Err(invalid(
+                    format!("nodes[{i}].startup_timeout_s"),
+                    n.startup_timeout_s,
+                    "must be a positive number of seconds",
+                ));
+            }
+        }
+        if self.batching.plugin.is_empty() {
+            return Err(invalid("batching.plugin", "\"\"", "names a built-in plugin or a .wasm file"));
+        }
+        if self.routing.plugin.is_empty() {
+            return Err(invalid("routing.plugin", "\"\"", "names a built-in plugin or a .wasm file"));
+        }
+        let s = &self.sandbox;
+        if s.memory_mib == 0 || s.memory_mib > 4096 {
+            return Err(invalid("sandbox.memory_mib", s.memory_mib, "must be between 1 and 4096"));
+        }
+        if s.deadline_ms == 0 {
+            return Err(invalid("sandbox.deadline_ms", 0, "must be at least 1"));
+        }
+        if !(self.client.timeout_s.is_finite() && self.client.timeout_s > 0.0) {
+            return Err(invalid("client.timeout_s", self.client.timeout_s, "must be a positive number of seconds"));
+        }
+        Ok(())
+    }
+
+    /// Total number of nodes after expanding replicas.
+    pub fn node_count(&self) -> usize {
+        self.nodes.iter().map(|n| n.replicas as usize).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minimal() -> Experiment {
+        Experiment {
+            experiment: ExperimentSection { name: "t".into(), seed: 1, output_dir: "results".into() },
+            workload: Workload::default(),
+            arrival: Arrival::default(),
+            nodes: vec![NodeSpec::url("http://127.0.0.1:1")],
+            batching: Batching::default(),
+            routing: Routing::default(),
+            sandbox: Sandbox::default(),
+            client: Client::default(),
+        }
+    }
+
+    #[test]
+    fn validation_names_key_and_value() {
+        let mut e = minimal();
+        assert_eq!(e.validate(), Ok(()));
+        e.arrival.rate = -2.0;
+        assert_eq!(
+            e.validate().unwrap_err().to_string(),
+            "arrival.rate = -2: must be a positive number of requests per second"
+        );
+        let mut e = minimal();
+        e.nodes.push(NodeSpec { launch: Some(Launch::Sim), replicas: 0, ..NodeSpec::url("x") });
+        assert_eq!(e.validate().unwrap_err().key, "nodes[1].url");
+        e.nodes[1].url = None;
+        assert_eq!(e.validate().unwrap_err().key, "nodes[1].replicas");
+    }
+
+    #[test]
+    fn replicas_expand() {
+        let mut e = minimal();
+        e.nodes = vec![
+            NodeSpec { launch: Some(Launch::Sim), url: None, replicas: 3, args: vec![], startup_timeout_s: 5.0 },
+            NodeSpec::url("http://a"),
+        ];
+        assert_eq!(e.node_count(), 4);
+    }
+}

@@ -1,0 +1,35 @@
+//! sglab's sans-IO core: the domain logic with no tokio, hyper or wasmtime.
+//!
+//! Time is always passed in as data (nanoseconds since the run started), so
+//! the same code runs under the live driver and under a virtual clock.
+//!
+//! - [`config`]: the experiment file's schema and validation.
+//! - [`workload`] and [`arrival`]: what is sent and when.
+//! - [`policy`]: the strategy traits the dispatcher calls (the host implements
+//!   them over WebAssembly plugins).
+//! - [`dispatch`]: the client queue and per-node bookkeeping state machine.
+//! - [`record`] and [`stats`]: per-request records and their summary.
+//! - [`sse`]: server-sent-event framing.
+//! - [`sim`]: the simulated server's engine.
+
+#![forbid(unsafe_code)]
+
+pub mod arrival;
+pub mod config;
+pub mod dispatch;
+pub mod policy;
+pub mod record;
+pub mod rng;
+pub mod sim;
+pub mod sse;
+pub mod stats;
+pub mod timefmt;
+pub mod workload;
+
+/// Nanoseconds since the run started (monotonic or virtual clock).
+pub type Nanos = u64;
+
+/// Converts run nanoseconds to the seconds used in every output file.
+pub fn secs(ns: Nanos) -> f64 {
+    ns as f64 / 1e9
+}

@@ -1,0 +1,216 @@
+//! Per-request records and their CSV form (`requests.csv`).
+//!
+//! Times are kept as nanoseconds since the run start and written as seconds.
+//! The latency columns are computed from the *written* second values, so
+//! `server_latency == finish_time - to_server_time` holds exactly for anyone
+//! who reads the file back.
+
+use std::fmt::Write as _;
+
+use crate::policy::NodeIndex;
+use crate::{Nanos, secs};
+
+/// How a request ended, as written in the `status` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// The server finished it.
+    Ok,
+    /// Sent, and failed (HTTP status, transport error, timeout, cut stream).
+    Error,
+    /// The routing plugin refused it.
+    Rejected,
+    /// Never sent, or cut off, because the run stopped.
+    Cancelled,
+}
+
+impl Status {
+    /// Column value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Error => "error",
+            Self::Rejected => "rejected",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Everything recorded about one request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestRecord {
+    /// Request id.
+    pub id: u64,
+    /// Prompt tokens (the server's count when it reports one).
+    pub input_length: u32,
+    /// Output tokens received.
+    pub decode_length: u32,
+    /// When the arrival process scheduled it.
+    pub scheduled: Option<Nanos>,
+    /// When it entered the client queue.
+    pub arrival: Option<Nanos>,
+    /// When the host started sending it.
+    pub to_server: Option<Nanos>,
+    /// First event with at least one token.
+    pub first_token: Option<Nanos>,
+    /// Final event, or the failure.
+    pub finish: Option<Nanos>,
+    /// Node that served it.
+    pub node: Option<NodeIndex>,
+    /// Outcome.
+    pub status: Status,
+    /// Error text (empty when ok).
+    pub error: String,
+    /// Prefix-cache hit tokens the server reported.
+    pub cached_tokens: Option<u32>,
+    /// Stream events that carried tokens.
+    pub token_events: u32,
+}
+
+impl RequestRecord {
+    /// A record for a request that has not been sent.
+    pub fn unsent(id: u64, input_length: u32, scheduled: Option<Nanos>, status: Status, error: String) -> Self {
+        Self {
+            id,
+            input_length,
+            decode_length: 0,
+            scheduled,
+            arrival: None,
+            to_server: None,
+            first_token: None,
+            finish: None,
+            node: None,
+            status,
+            error,
+            cached_tokens: None,
+            token_events: 0,
+        }
+    }
+}
+
+/// The header of `requests.csv`. The first nine columns are fixed by contract.
+pub const CSV_HEADER: &str = "req_id,input_length,decode_length,arrival_time,to_server_time,finish_time,server_latency,total_latency,ttft,first_token_time,node,status,error,scheduled_time,queue_time,tpot,cached_tokens,token_events";
+
+fn opt(out: &mut String, v: Option<f64>) {
+    if let Some(v) = v {
+        let _ = write!(out, "{v}");
+    }
+}
+
+fn diff(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    Some(a? - b?)
+}
+
+/// Quotes a CSV field when it needs it (RFC 4180).
+pub fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains([',', '"', '\n', '\r']) {
+        std::borrow::Cow::Owned(format!("\"{}\"", s.replace('"', "\"\"")))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
+/// Derived per-request metrics, in seconds, from the written time values.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Derived {
+    /// finish - to_server.
+    pub server_latency: Option<f64>,
+    /// finish - arrival.
+    pub total_latency: Option<f64>,
+    /// first_token - to_server.
+    pub ttft: Option<f64>,
+    /// to_server - arrival.
+    pub queue_time: Option<f64>,
+    /// (finish - first_token) / (decode_length - 1).
+    pub tpot: Option<f64>,
+}
+
+impl RequestRecord {
+    /// The derived metrics (None where an input time is missing).
+    pub fn derived(&self) -> Derived {
+        let (arr, sent, first, fin) =
+            (self.arrival.map(secs), self.to_server.map(secs), self.first_token.map(secs), self.finish.map(secs));
+        let tpot =
+            if self.decode_length > 1 { diff(fin, first).map(|d| d / (self.decode_length - 1) as f64) } else { None };
+        Derived {
+            server_latency: diff(fin, sent),
+            total_latency: diff(fin, arr),
+            ttft: diff(first, sent),
+            queue_time: diff(sent, arr),
+            tpot,
+        }
+    }
+
+    /// Appends this record as one CSV line (with newline) to `out`.
+    pub fn write_csv(&self, out: &mut String) {
+        let d = self.derived();
+        let _ = write!(out, "{},{},{},", self.id, self.input_length, self.decode_length);
+        for v in [
+            self.arrival.map(secs),
+            self.to_server.map(secs),
+            self.finish.map(secs),
+            d.server_latency,
+            d.total_latency,
+            d.ttft,
+            self.first_token.map(secs),
+        ] {
+            opt(out, v);
+            out.push(',');
+        }
+        if let Some(n) = self.node {
+            let _ = write!(out, "{n}");
+        }
+        let _ = write!(out, ",{},{},", self.status.as_str(), csv_field(&self.error));
+        opt(out, self.scheduled.map(secs));
+        out.push(',');
+        opt(out, d.queue_time);
+        out.push(',');
+        opt(out, d.tpot);
+        out.push(',');
+        if let Some(c) = self.cached_tokens {
+            let _ = write!(out, "{c}");
+        }
+        let _ = writeln!(out, ",{}", self.token_events);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_row_matches_header_and_is_exact() {
+        let r = RequestRecord {
+            id: 3,
+            input_length: 512,
+            decode_length: 100,
+            scheduled: Some(1_000_000),
+            arrival: Some(1_000_123),
+            to_server: Some(1_000_456),
+            first_token: Some(51_234_567),
+            finish: Some(1_041_234_999),
+            node: Some(1),
+            status: Status::Ok,
+            error: String::new(),
+            cached_tokens: Some(0),
+            token_events: 100,
+        };
+        let mut line = String::new();
+        r.write_csv(&mut line);
+        let cols: Vec<&str> = line.trim_end().split(',').collect();
+        assert_eq!(cols.len(), CSV_HEADER.split(',').count());
+        let f = |i: usize| cols[i].parse::<f64>().unwrap();
+        assert_eq!(f(6), f(5) - f(4));
+        assert_eq!(f(7), f(5) - f(3));
+        assert_eq!(f(8), f(9) - f(4));
+        assert_eq!(cols[10], "1");
+        assert_eq!(cols[11], "ok");
+    }
+
+    #[test]
+    fn unsent_rows_leave_times_empty_and_quote_errors() {
+        let r = RequestRecord::unsent(9, 5, None, Status::Cancelled, "run stopped: \"x\", y".into());
+        let mut line = String::new();
+        r.write_csv(&mut line);
+        assert_eq!(line, "9,5,0,,,,,,,,,cancelled,\"run stopped: \"\"x\"\", y\",,,,,0\n");
+    }
+}
