@@ -1,1 +1,11 @@
+//! The `sglab` host: everything with I/O around the sans-IO core
+//! (`sglab-core`). One module per subcommand (`run`, `sim`), plus the pieces
+//! they share.
 
+pub mod client;
+pub mod experiment;
+pub mod nodes;
+pub mod plugin;
+pub mod results;
+pub mod run;
+pub mod sim;

@@ -1,0 +1,188 @@
+//! Loading an experiment file: TOML text, `--set` overrides, `--url`
+//! replacement, schema and value checks. Every error names the file, the key
+//! and the value.
+
+use std::path::{Path, PathBuf};
+
+use sglab_core::config::{Experiment, NodeSpec};
+use toml::{Table, Value};
+
+/// Why an experiment file was refused. Displayed as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// File.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// TOML syntax.
+    #[error("{path}: line {line}: {msg}")]
+    Syntax {
+        /// File.
+        path: String,
+        /// 1-based line.
+        line: usize,
+        /// Parser message.
+        msg: String,
+    },
+    /// A `--set` argument.
+    #[error("--set {arg}: {msg}")]
+    Override {
+        /// As given.
+        arg: String,
+        /// What is wrong.
+        msg: String,
+    },
+    /// A key of the wrong type, unknown, or missing.
+    #[error("{path}: {key}: {msg}")]
+    Schema {
+        /// File.
+        path: String,
+        /// Dotted key.
+        key: String,
+        /// serde's message (names the value).
+        msg: String,
+    },
+    /// A value out of range.
+    #[error("{path}: {source}")]
+    Invalid {
+        /// File.
+        path: String,
+        /// What and why.
+        source: sglab_core::config::InvalidValue,
+    },
+    /// A plugin named by the file could not be used.
+    #[error("{path}: {key}: {msg}")]
+    Plugin {
+        /// File.
+        path: String,
+        /// `batching.plugin`, `routing.config`, ...
+        key: String,
+        /// What is wrong.
+        msg: String,
+    },
+}
+
+/// A loaded, checked experiment.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The resolved experiment (defaults filled, overrides applied).
+    pub exp: Experiment,
+    /// The file as given.
+    pub path: PathBuf,
+    /// Where relative plugin paths resolve.
+    pub base_dir: PathBuf,
+}
+
+impl Loaded {
+    /// The file name for messages.
+    pub fn shown(&self) -> String {
+        self.path.display().to_string()
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Parses `value` as a TOML value; bare words become strings.
+fn parse_scalar(value: &str) -> Value {
+    match format!("v = {value}").parse::<Table>() {
+        Ok(mut t) => t.remove("v").unwrap_or_else(|| Value::String(value.to_owned())),
+        Err(_) => Value::String(value.to_owned()),
+    }
+}
+
+fn is_container(v: &Value) -> bool {
+    matches!(v, Value::Table(_) | Value::Array(_))
+}
+
+fn set_path(cur: &mut Value, parts: &[&str], value: Value) -> Result<(), String> {
+    let (first, rest) = parts.split_first().expect("non-empty key");
+    let child = match cur {
+        Value::Table(t) if rest.is_empty() => {
+            if t.get(*first).is_some_and(is_container) {
+                return Err("it is a table or list; --set overrides scalar values only".into());
+            }
+            t.insert((*first).to_owned(), value);
+            return Ok(());
+        }
+        Value::Table(t) => t.entry((*first).to_owned()).or_insert_with(|| Value::Table(Table::new())),
+        Value::Array(a) => {
+            let len = a.len();
+            let i: usize = first.parse().map_err(|_| format!("{first:?} indexes a list; use a number"))?;
+            a.get_mut(i).ok_or_else(|| format!("index {i} is past the end of a list of {len}"))?
+        }
+        other => return Err(format!("{first:?} is inside a {} value, not a table", other.type_str())),
+    };
+    if rest.is_empty() {
+        if is_container(child) {
+            return Err("it is a table or list; --set overrides scalar values only".into());
+        }
+        *child = value;
+        Ok(())
+    } else {
+        set_path(child, rest, value)
+    }
+}
+
+/// Applies one `dotted.key=value` override to `root` (list entries are
+/// addressed by index: `nodes.0.replicas=4`).
+pub fn apply_set(root: &mut Table, arg: &str) -> Result<(), ConfigError> {
+    let err = |msg: String| ConfigError::Override { arg: arg.to_owned(), msg };
+    let Some((key, value)) = arg.split_once('=') else {
+        return Err(err("expected dotted.key=value".into()));
+    };
+    let parts: Vec<&str> = key.trim().split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(err(format!("invalid key {key:?}")));
+    }
+    let mut whole = Value::Table(std::mem::take(root));
+    let result = set_path(&mut whole, &parts, parse_scalar(value.trim()));
+    if let Value::Table(t) = whole {
+        *root = t;
+    }
+    result.map_err(err)
+}
+
+/// Reads, overrides, deserialises and validates an experiment file.
+pub fn load(path: &Path, sets: &[String], urls: &[String]) -> Result<Loaded, ConfigError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
+    let mut table: Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax {
+        path: shown.clone(),
+        line: e.span().map(|s| line_of(&text, s.start)).unwrap_or(1),
+        msg: e.message().to_owned(),
+    })?;
+    for s in sets {
+        apply_set(&mut table, s)?;
+    }
+    if !urls.is_empty() {
+        let nodes = urls.iter().map(|u| Value::try_from(NodeSpec::url(u.clone())).expect("node serialises")).collect();
+        table.insert("nodes".to_owned(), Value::Array(nodes));
+    }
+    let exp: Experiment = serde_path_to_error::deserialize(Value::Table(table)).map_err(|e| {
+        let key = e.path().to_string();
+        let msg = e.into_inner().message().trim().to_owned();
+        // For an unknown key, serde reports the table; name the key itself.
+        let key = match (msg.strip_prefix("unknown field `"), key.as_str()) {
+            (Some(rest), table_key) => {
+                let field = rest.split('`').next().unwrap_or("");
+                if table_key == "." { field.to_owned() } else { format!("{table_key}.{field}") }
+            }
+            (None, ".") => "(top level)".to_owned(),
+            (None, k) => k.to_owned(),
+        };
+        ConfigError::Schema { path: shown.clone(), key, msg }
+    })?;
+    exp.validate().map_err(|source| ConfigError::Invalid { path: shown.clone(), source })?;
+    let base_dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    Ok(Loaded { exp, path: path.to_path_buf(), base_dir })
+}

@@ -1,0 +1,188 @@
+//! Nodes: launching `sglab sim` replicas on free loopback ports, attaching to
+//! external URLs, awaiting readiness, and tearing launched processes down.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde::Serialize;
+use sglab_core::config::{Experiment, Launch};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// One serving endpoint of the run.
+#[derive(Debug, Serialize)]
+pub struct Node {
+    /// `sim-0`, `url-1`, ...
+    pub name: String,
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub url: String,
+    /// `sim` or `url`.
+    pub kind: &'static str,
+    /// Seconds from launch to ready (launched nodes).
+    pub startup_s: Option<f64>,
+    /// Its log file (launched nodes).
+    pub log: Option<PathBuf>,
+    #[serde(skip)]
+    child: Option<Child>,
+}
+
+/// The run's nodes; launched processes are killed on drop (a panic guard).
+#[derive(Debug, Default)]
+pub struct Nodes {
+    /// In index order.
+    pub list: Vec<Node>,
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// GETs `url`; Ok(()) on 200.
+async fn get_ok(url: &str) -> anyhow::Result<()> {
+    let client: Client<_, Empty<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let resp = tokio::time::timeout(Duration::from_secs(2), client.get(url.parse()?)).await??;
+    let status = resp.status();
+    let _ = resp.into_body().collect().await;
+    if status.is_success() { Ok(()) } else { bail!("{url} answered {status}") }
+}
+
+/// Waits until `/health` and `/get_model_info` answer 200.
+async fn await_ready(url: &str, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut last = anyhow::anyhow!("no answer yet");
+    while Instant::now() < deadline {
+        match async {
+            get_ok(&format!("{url}/health")).await?;
+            get_ok(&format!("{url}/get_model_info")).await
+        }
+        .await
+        {
+            Ok(()) => return Ok(()),
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(last.context(format!("not ready after {:.0} s", timeout.as_secs_f64())))
+}
+
+async fn launch_sim(name: &str, args: &[String], log_path: &Path, timeout: Duration) -> anyhow::Result<Node> {
+    let exe = std::env::current_exe().context("cannot find the sglab executable")?;
+    let log = std::fs::File::create(log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
+    let started = Instant::now();
+    let mut child = Command::new(exe)
+        .arg("sim")
+        .args(["--host", "127.0.0.1", "--port", "0"])
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log.try_clone()?)
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start `sglab sim`")?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let first = tokio::time::timeout(timeout, lines.next_line()).await;
+    let url = match first {
+        Ok(Ok(Some(line))) => line.strip_prefix("listening on ").map(str::to_owned),
+        _ => None,
+    };
+    let Some(url) = url else {
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+        bail!("{name} did not start; last lines of {}:\n{}", log_path.display(), tail(log_path, 15));
+    };
+    // Keep copying the node's stdout into its log.
+    let mut log_out = tokio::fs::File::from_std(log);
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let _ = log_out.write_all(format!("{line}\n").as_bytes()).await;
+        }
+    });
+    let left = timeout.saturating_sub(started.elapsed());
+    if let Err(e) = await_ready(&url, left).await {
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+        bail!("{name} at {url}: {e:#}; last lines of {}:\n{}", log_path.display(), tail(log_path, 15));
+    }
+    Ok(Node {
+        name: name.to_owned(),
+        url,
+        kind: "sim",
+        startup_s: Some(started.elapsed().as_secs_f64()),
+        log: Some(log_path.to_owned()),
+        child: Some(child),
+    })
+}
+
+impl Nodes {
+    /// Starts or attaches every node of `exp`, in order. On failure, what
+    /// was started is stopped.
+    pub async fn start(exp: &Experiment, logs_dir: &Path) -> anyhow::Result<Nodes> {
+        let mut nodes = Nodes::default();
+        let mut launches = Vec::new();
+        for spec in &exp.nodes {
+            for _ in 0..spec.replicas {
+                launches.push(spec);
+            }
+        }
+        // Launch sims concurrently; attach URLs after.
+        let mut pending = Vec::new();
+        for (i, spec) in launches.iter().enumerate() {
+            let timeout = Duration::from_secs_f64(spec.startup_timeout_s);
+            match spec.kind() {
+                Launch::Sim => {
+                    let name = format!("sim-{i}");
+                    let log = logs_dir.join(format!("{name}.log"));
+                    let args = spec.args.clone();
+                    pending.push((i, tokio::spawn(async move { launch_sim(&name, &args, &log, timeout).await })));
+                }
+                Launch::Url => {
+                    let url = spec.url.clone().expect("validated").trim_end_matches('/').to_owned();
+                    let name = format!("url-{i}");
+                    pending.push((
+                        i,
+                        tokio::spawn(async move {
+                            await_ready(&url, timeout).await.with_context(|| format!("{name} at {url}"))?;
+                            Ok(Node { name, url, kind: "url", startup_s: None, log: None, child: None })
+                        }),
+                    ));
+                }
+            }
+        }
+        let mut first_err = None;
+        let mut started: Vec<(usize, Node)> = Vec::new();
+        for (i, task) in pending {
+            match task.await.context("node start task panicked")? {
+                Ok(n) => started.push((i, n)),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        started.sort_by_key(|(i, _)| *i);
+        nodes.list = started.into_iter().map(|(_, n)| n).collect();
+        if let Some(e) = first_err {
+            nodes.stop().await;
+            return Err(e);
+        }
+        Ok(nodes)
+    }
+
+    /// Stops every launched process and waits for it.
+    pub async fn stop(&mut self) {
+        for n in &mut self.list {
+            if let Some(mut child) = n.child.take() {
+                let _ = child.start_kill();
+                let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! WebAssembly strategy plugins: loading, sandboxing and calling them.
+//!
+//! - [`runtime`]: the engine, epoch ticker, compiled-component cache, and
+//!   loading with version/kind checks.
+//! - [`sandbox`]: what a plugin's store holds (deny-all WASI, captured output,
+//!   run clock, seeded randomness, memory limiter).
+//! - [`instance`]: the core's `RoutePolicy`/`BatchPolicy` over components.
+//! - [`wit`]: generated bindings and every WIT <-> core conversion.
+//! - [`builtin`]: first-party plugins embedded at build time.
+
+pub mod builtin;
+pub mod instance;
+pub mod runtime;
+pub mod sandbox;
+pub mod wit;
+
+pub use instance::{Limits, WasmBatcher, WasmRouter};
+pub use runtime::{Kind, LoadError, Loaded, Runtime};
+pub use sandbox::RunClock;

@@ -1,0 +1,242 @@
+//! Running plugin instances: the core's strategy traits implemented over
+//! sandboxed components. Every call runs synchronously on the calling
+//! (dispatcher) thread under the per-call deadline; any trap ends the
+//! instance and is reported with the plugin, the call and the cause.
+
+use std::time::{Duration, Instant};
+
+use sglab_core::Nanos;
+use sglab_core::policy::{
+    BatchPolicy, Completion, NodeIndex, NodeUpdate, PolicyError, PollResult, RequestId, RequestInfo, RouteDecision,
+    RoutePolicy,
+};
+use wasmtime::component::ResourceAny;
+use wasmtime::{Store, Trap, WasmBacktrace};
+
+use super::runtime::{Kind, LoadError, Loaded, Pre, Runtime, TICK};
+use super::sandbox::{PluginState, RunClock, SandboxConfig};
+use super::wit::{self, batcher_world, router_world};
+
+/// Limits and seed for one run's plugins.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Linear memory cap, bytes.
+    pub memory_bytes: usize,
+    /// Per-call deadline.
+    pub deadline: Duration,
+    /// Bytes of stdout/stderr kept.
+    pub output_bytes: usize,
+    /// Run seed.
+    pub seed: u64,
+}
+
+struct Instance {
+    store: Store<PluginState>,
+    kind: Kind,
+    ticks: u64,
+    deadline: Duration,
+    failed: bool,
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+impl Instance {
+    fn new(loaded: &Loaded, kind: Kind, limits: Limits, clock: RunClock) -> Self {
+        let cfg = SandboxConfig {
+            memory_bytes: limits.memory_bytes,
+            output_bytes: limits.output_bytes,
+            seed: limits.seed,
+            stream: kind as u64,
+        };
+        let store = Runtime::get().store(&loaded.meta.name, cfg, clock);
+        // One extra tick: the deadline is never shorter than asked.
+        let ticks = (limits.deadline.as_nanos() / TICK.as_nanos()) as u64 + 1;
+        Self { store, kind, ticks, deadline: limits.deadline, failed: false }
+    }
+
+    fn error(&self, call: &'static str, cause: String) -> PolicyError {
+        PolicyError { kind: self.kind.as_str(), plugin: self.store.data().name.clone(), call, cause }
+    }
+
+    fn call<R>(
+        &mut self,
+        call: &'static str,
+        f: impl FnOnce(&mut Store<PluginState>) -> wasmtime::Result<R>,
+    ) -> Result<R, PolicyError> {
+        if self.failed {
+            return Err(self.error(call, "the plugin already failed earlier in this run".into()));
+        }
+        self.store.set_epoch_deadline(self.ticks);
+        let started = Instant::now();
+        f(&mut self.store).map_err(|e| {
+            self.failed = true;
+            let cause = self.describe(&e, started.elapsed());
+            self.error(call, cause)
+        })
+    }
+
+    /// One line: the trap kind, then memory, stderr and backtrace evidence.
+    fn describe(&self, e: &wasmtime::Error, elapsed: Duration) -> String {
+        let mut msg = match e.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => format!(
+                "deadline of {} ms exceeded: interrupted after {:.1} ms",
+                self.deadline.as_millis(),
+                elapsed.as_secs_f64() * 1e3
+            ),
+            Some(Trap::UnreachableCodeReached) => {
+                "trapped: unreachable code reached (the plugin panicked or aborted)".to_owned()
+            }
+            Some(t) => format!("trapped: {t}"),
+            None => format!("{e:#}"),
+        };
+        let state = self.store.data();
+        if let Some(asked) = state.limits.refused_memory {
+            msg.push_str(&format!(
+                "; memory limit: growing linear memory to {:.0} MiB was refused (cap {:.0} MiB)",
+                asked as f64 / MIB,
+                state.limits.memory_bytes() as f64 / MIB
+            ));
+        }
+        let stderr = state.stderr.text();
+        let stderr = stderr.trim();
+        if !stderr.is_empty() {
+            let flat: String =
+                stderr.split('\n').map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" | ");
+            let tail: String = flat.chars().rev().take(600).collect::<Vec<_>>().into_iter().rev().collect();
+            msg.push_str(&format!("; plugin stderr: {tail}"));
+        }
+        if let Some(bt) = e.downcast_ref::<WasmBacktrace>() {
+            let frames: Vec<String> =
+                bt.frames().iter().take(4).map(|f| f.func_name().unwrap_or("?").to_owned()).collect();
+            if !frames.is_empty() {
+                msg.push_str(&format!("; wasm backtrace: {}", frames.join(" <- ")));
+            }
+        }
+        msg
+    }
+
+    fn peak_memory(&self) -> usize {
+        self.store.data().limits.peak_memory
+    }
+}
+
+/// A routing plugin instance.
+pub struct WasmRouter {
+    inst: Instance,
+    bindings: router_world::RouterPlugin,
+    handle: ResourceAny,
+}
+
+/// A batching plugin instance.
+pub struct WasmBatcher {
+    inst: Instance,
+    bindings: batcher_world::BatcherPlugin,
+    handle: ResourceAny,
+}
+
+fn start_err(loaded: &Loaded, what: &str, e: PolicyError) -> LoadError {
+    LoadError::Start { path: loaded.source.clone(), cause: format!("{what}: {}", e.cause) }
+}
+
+impl WasmRouter {
+    /// Instantiates `loaded` and calls `create(config_json)`.
+    pub fn new(loaded: &Loaded, config_json: &str, limits: Limits, clock: RunClock) -> Result<Self, LoadError> {
+        let Pre::Router(pre) = &loaded.pre else { unreachable!("loaded as routing") };
+        let mut inst = Instance::new(loaded, Kind::Routing, limits, clock);
+        let bindings =
+            inst.call("instantiate", |s| pre.instantiate(s)).map_err(|e| start_err(loaded, "instantiate", e))?;
+        let created = inst
+            .call("create", |s| bindings.sglab_strategy_router().router().call_create(s, config_json))
+            .map_err(|e| start_err(loaded, "create", e))?;
+        let handle = created.map_err(|e| LoadError::Config(wit::plugin_error(e)))?;
+        Ok(Self { inst, bindings, handle })
+    }
+
+    /// Largest linear memory the instance was granted, bytes.
+    pub fn peak_memory(&self) -> usize {
+        self.inst.peak_memory()
+    }
+}
+
+impl WasmBatcher {
+    /// Instantiates `loaded` and calls `create(config_json)`.
+    pub fn new(loaded: &Loaded, config_json: &str, limits: Limits, clock: RunClock) -> Result<Self, LoadError> {
+        let Pre::Batcher(pre) = &loaded.pre else { unreachable!("loaded as batching") };
+        let mut inst = Instance::new(loaded, Kind::Batching, limits, clock);
+        let bindings =
+            inst.call("instantiate", |s| pre.instantiate(s)).map_err(|e| start_err(loaded, "instantiate", e))?;
+        let created = inst
+            .call("create", |s| bindings.sglab_strategy_batcher().batcher().call_create(s, config_json))
+            .map_err(|e| start_err(loaded, "create", e))?;
+        let handle = created.map_err(|e| LoadError::Config(wit::plugin_error(e)))?;
+        Ok(Self { inst, bindings, handle })
+    }
+
+    /// Largest linear memory the instance was granted, bytes.
+    pub fn peak_memory(&self) -> usize {
+        self.inst.peak_memory()
+    }
+}
+
+impl RoutePolicy for WasmRouter {
+    fn name(&self) -> &str {
+        &self.inst.store.data().name
+    }
+
+    fn on_nodes(&mut self, update: &NodeUpdate) -> Result<(), PolicyError> {
+        let (b, h, u) = (&self.bindings, self.handle, wit::node_update(update));
+        self.inst.call("on-nodes", |s| b.sglab_strategy_router().router().call_on_nodes(s, h, &u))
+    }
+
+    fn route(&mut self, request: &RequestInfo) -> Result<RouteDecision, PolicyError> {
+        let (b, h, r) = (&self.bindings, self.handle, wit::request(request));
+        self.inst.call("route", |s| b.sglab_strategy_router().router().call_route(s, h, &r)).map(wit::route_decision)
+    }
+
+    fn on_dispatched(&mut self, id: RequestId, node: NodeIndex, now: Nanos) -> Result<(), PolicyError> {
+        let (b, h) = (&self.bindings, self.handle);
+        self.inst.call("on-dispatched", |s| b.sglab_strategy_router().router().call_on_dispatched(s, h, id, node, now))
+    }
+
+    fn on_first_token(&mut self, id: RequestId, node: NodeIndex, now: Nanos) -> Result<(), PolicyError> {
+        let (b, h) = (&self.bindings, self.handle);
+        self.inst
+            .call("on-first-token", |s| b.sglab_strategy_router().router().call_on_first_token(s, h, id, node, now))
+    }
+
+    fn on_complete(&mut self, done: &Completion) -> Result<(), PolicyError> {
+        let (b, h, c) = (&self.bindings, self.handle, wit::completion(done));
+        self.inst.call("on-complete", |s| b.sglab_strategy_router().router().call_on_complete(s, h, c))
+    }
+
+    fn on_tick(&mut self, now: Nanos) -> Result<(), PolicyError> {
+        let (b, h) = (&self.bindings, self.handle);
+        self.inst.call("on-tick", |s| b.sglab_strategy_router().router().call_on_tick(s, h, now))
+    }
+}
+
+impl BatchPolicy for WasmBatcher {
+    fn name(&self) -> &str {
+        &self.inst.store.data().name
+    }
+
+    fn on_nodes(&mut self, update: &NodeUpdate) -> Result<(), PolicyError> {
+        let (b, h, u) = (&self.bindings, self.handle, wit::node_update(update));
+        self.inst.call("on-nodes", |s| b.sglab_strategy_batcher().batcher().call_on_nodes(s, h, &u))
+    }
+
+    fn on_arrival(&mut self, request: &RequestInfo) -> Result<(), PolicyError> {
+        let (b, h, r) = (&self.bindings, self.handle, wit::request(request));
+        self.inst.call("on-arrival", |s| b.sglab_strategy_batcher().batcher().call_on_arrival(s, h, &r))
+    }
+
+    fn on_complete(&mut self, done: &Completion) -> Result<(), PolicyError> {
+        let (b, h, c) = (&self.bindings, self.handle, wit::completion(done));
+        self.inst.call("on-complete", |s| b.sglab_strategy_batcher().batcher().call_on_complete(s, h, c))
+    }
+
+    fn poll(&mut self, now: Nanos) -> Result<PollResult, PolicyError> {
+        let (b, h) = (&self.bindings, self.handle);
+        self.inst.call("poll", |s| b.sglab_strategy_batcher().batcher().call_poll(s, h, now)).map(wit::poll_result)
+    }
+}

@@ -1,0 +1,364 @@
+//! The per-plugin sandbox: a deny-all WASI context, captured and capped
+//! output, the run's clock and seeded randomness, and a memory limiter that
+//! remembers what it refused.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use sglab_core::rng::Rng;
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+/// The run's clock: nanoseconds since the run started, on the monotonic
+/// clock. Never wall time. Before [`RunClock::start`] it reads 0, so plugins
+/// created ahead of the run see time begin with the run.
+#[derive(Debug, Clone, Default)]
+pub struct RunClock {
+    anchor: Arc<OnceLock<Instant>>,
+}
+
+impl RunClock {
+    /// An unstarted clock.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Starts the clock now (once; later calls return the first anchor).
+    pub fn start(&self) -> Instant {
+        *self.anchor.get_or_init(Instant::now)
+    }
+
+    /// Nanoseconds since the run started (0 before it started).
+    pub fn now_ns(&self) -> u64 {
+        self.anchor.get().map_or(0, |a| a.elapsed().as_nanos() as u64)
+    }
+}
+
+impl HostMonotonicClock for RunClock {
+    fn resolution(&self) -> u64 {
+        1
+    }
+    fn now(&self) -> u64 {
+        self.now_ns()
+    }
+}
+
+impl HostWallClock for RunClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_nanos(1)
+    }
+    /// Plugins see the Unix epoch as the run's start: wall time is virtual.
+    fn now(&self) -> Duration {
+        Duration::from_nanos(self.now_ns())
+    }
+}
+
+/// The run's seeded generator, as WASI's random source.
+struct SeededRandom(Rng);
+
+impl rand_core::TryRng for SeededRandom {
+    type Error = Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+        Ok(self.0.next_u64() as u32)
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+        Ok(self.0.next_u64())
+    }
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
+        for chunk in dst.chunks_mut(8) {
+            chunk.copy_from_slice(&self.0.next_u64().to_le_bytes()[..chunk.len()]);
+        }
+        Ok(())
+    }
+}
+
+/// Plugin stdout or stderr: keeps the last `cap` bytes, drops the rest
+/// silently (writes always succeed, so a chatty plugin is not broken by it).
+#[derive(Debug, Clone)]
+pub struct CapturedOutput {
+    inner: Arc<Mutex<Captured>>,
+}
+
+#[derive(Debug)]
+struct Captured {
+    tail: VecDeque<u8>,
+    cap: usize,
+    dropped: u64,
+}
+
+impl CapturedOutput {
+    /// Keeps at most `cap` bytes.
+    pub fn new(cap: usize) -> Self {
+        Self { inner: Arc::new(Mutex::new(Captured { tail: VecDeque::new(), cap, dropped: 0 })) }
+    }
+
+    fn push(&self, bytes: &[u8]) {
+        let mut c = self.inner.lock().expect("captured output lock");
+        c.tail.extend(bytes);
+        let excess = c.tail.len().saturating_sub(c.cap);
+        if excess > 0 {
+            c.tail.drain(..excess);
+            c.dropped += excess as u64;
+        }
+    }
+
+    /// What was kept, lossily decoded, with a note if bytes were dropped.
+    pub fn text(&self) -> String {
+        let c = self.inner.lock().expect("captured output lock");
+        let (a, b) = c.tail.as_slices();
+        let mut s = String::from_utf8_lossy(&[a, b].concat()).into_owned();
+        if c.dropped > 0 {
+            s = format!("[{} earlier bytes dropped] {s}", c.dropped);
+        }
+        s
+    }
+}
+
+impl IsTerminal for CapturedOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for CapturedOutput {
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+}
+
+impl tokio::io::AsyncWrite for CapturedOutput {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.push(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl OutputStream for CapturedOutput {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.push(&bytes);
+        Ok(())
+    }
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(64 * 1024)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for CapturedOutput {
+    async fn ready(&mut self) {}
+}
+
+/// Memory and table limits for one instance; remembers refused growth.
+#[derive(Debug)]
+pub struct Limits {
+    memory_bytes: usize,
+    /// Largest size a memory asked for beyond the cap, if any.
+    pub refused_memory: Option<usize>,
+    /// Peak linear memory size granted.
+    pub peak_memory: usize,
+}
+
+impl Limits {
+    /// A limiter capping linear memory at `memory_bytes`.
+    pub fn new(memory_bytes: usize) -> Self {
+        Self { memory_bytes, refused_memory: None, peak_memory: 0 }
+    }
+
+    /// The cap, bytes.
+    pub fn memory_bytes(&self) -> usize {
+        self.memory_bytes
+    }
+}
+
+impl ResourceLimiter for Limits {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.memory_bytes {
+            self.refused_memory = Some(self.refused_memory.unwrap_or(0).max(desired));
+            return Ok(false);
+        }
+        self.peak_memory = self.peak_memory.max(desired);
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+
+    fn instances(&self) -> usize {
+        64
+    }
+    fn tables(&self) -> usize {
+        64
+    }
+    fn memories(&self) -> usize {
+        4
+    }
+}
+
+/// Log lines a plugin may write per run before the rest are suppressed.
+const LOG_LINES: u32 = 1000;
+/// Bytes kept of one log line.
+const LOG_LINE_BYTES: usize = 1024;
+
+/// Everything a plugin's `Store` holds.
+pub struct PluginState {
+    /// Name used in logs and errors.
+    pub name: String,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    /// Memory limiter.
+    pub limits: Limits,
+    /// Captured stdout.
+    pub stdout: CapturedOutput,
+    /// Captured stderr.
+    pub stderr: CapturedOutput,
+    clock: RunClock,
+    rng: Rng,
+    logged: u32,
+    /// Prompt texts by request id, when the plugin was granted `prompt-text`
+    /// and the workload has text.
+    pub prompts: Option<Arc<Vec<String>>>,
+}
+
+/// Sandbox settings for one instance.
+#[derive(Debug, Clone, Copy)]
+pub struct SandboxConfig {
+    /// Linear-memory cap, bytes.
+    pub memory_bytes: usize,
+    /// Bytes of stdout and of stderr kept.
+    pub output_bytes: usize,
+    /// Seeds `random-u64` and WASI randomness.
+    pub seed: u64,
+    /// Distinguishes the plugins of one run in the seed.
+    pub stream: u64,
+}
+
+impl PluginState {
+    /// A sandbox with nothing granted: no preopened directories, no
+    /// environment, no arguments, no network, stdin empty, output captured,
+    /// clocks and randomness from the run.
+    pub fn new(name: &str, cfg: SandboxConfig, clock: RunClock) -> Self {
+        let stdout = CapturedOutput::new(cfg.output_bytes);
+        let stderr = CapturedOutput::new(cfg.output_bytes);
+        let mut wasi_rng = Rng::new(cfg.seed, 0x5EED_0000 + cfg.stream);
+        let seed_lo = wasi_rng.next_u64() as u128;
+        let seed_hi = wasi_rng.next_u64() as u128;
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .wall_clock(clock.clone())
+            .monotonic_clock(clock.clone())
+            .secure_random(SeededRandom(Rng::new(cfg.seed, 0x5EC0_0000 + cfg.stream)))
+            .insecure_random(SeededRandom(Rng::new(cfg.seed, 0x1A5E_0000 + cfg.stream)))
+            .insecure_random_seed(seed_hi << 64 | seed_lo)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        Self {
+            name: name.to_owned(),
+            wasi,
+            table: ResourceTable::new(),
+            limits: Limits::new(cfg.memory_bytes),
+            stdout,
+            stderr,
+            clock,
+            rng: Rng::new(cfg.seed, 0x9106_0000 + cfg.stream),
+            logged: 0,
+            prompts: None,
+        }
+    }
+
+    /// `host.now-ns`.
+    pub fn now_ns(&self) -> u64 {
+        self.clock.now_ns()
+    }
+
+    /// `host.random-u64`.
+    pub fn random_u64(&mut self) -> u64 {
+        self.rng.next_u64()
+    }
+
+    /// `host.log`: capped in count and length, into `tracing`.
+    pub fn log(&mut self, level: tracing::Level, message: &str) {
+        self.logged += 1;
+        if self.logged > LOG_LINES {
+            if self.logged == LOG_LINES + 1 {
+                tracing::warn!(plugin = %self.name, "plugin wrote {LOG_LINES} log lines; further lines are suppressed");
+            }
+            return;
+        }
+        let mut end = message.len().min(LOG_LINE_BYTES);
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        let msg = &message[..end];
+        match level {
+            tracing::Level::ERROR => tracing::error!(plugin = %self.name, "{msg}"),
+            tracing::Level::WARN => tracing::warn!(plugin = %self.name, "{msg}"),
+            tracing::Level::INFO => tracing::info!(plugin = %self.name, "{msg}"),
+            tracing::Level::DEBUG => tracing::debug!(plugin = %self.name, "{msg}"),
+            tracing::Level::TRACE => tracing::trace!(plugin = %self.name, "{msg}"),
+        }
+    }
+
+    /// `host.prompt-text`.
+    pub fn prompt_text(&self, id: u64) -> Option<String> {
+        self.prompts.as_ref().and_then(|p| p.get(id as usize).cloned())
+    }
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn captured_output_keeps_the_tail() {
+        let out = CapturedOutput::new(8);
+        out.push(b"hello ");
+        out.push(b"world!");
+        assert_eq!(out.text(), "[4 earlier bytes dropped] o world!");
+    }
+
+    #[test]
+    fn limiter_refuses_and_remembers() {
+        let mut l = Limits::new(1 << 20);
+        assert!(l.memory_growing(0, 1 << 19, None).unwrap());
+        assert!(!l.memory_growing(1 << 19, 1 << 30, None).unwrap());
+        assert_eq!((l.refused_memory, l.peak_memory), (Some(1 << 30), 1 << 19));
+    }
+}

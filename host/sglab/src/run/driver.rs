@@ -1,0 +1,350 @@
+//! The live driver: one OS thread that owns the dispatcher and the plugin
+//! instances, feeds them arrivals and request events, and starts requests
+//! on the tokio runtime. Plugin calls happen inline on this thread (never in
+//! an async context), and waits use the channel's timeout, so arrival times
+//! are kept with sub-millisecond lag.
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::Duration;
+
+use indicatif::ProgressBar;
+use sglab_core::Nanos;
+use sglab_core::arrival::Schedule;
+use sglab_core::dispatch::{Action, Dispatcher};
+use sglab_core::policy::{Outcome, PolicyError, RequestInfo};
+use sglab_core::record::{RequestRecord, Status};
+use sglab_core::workload::{PREFIX_BLOCK_TOKENS, RequestSpec};
+use tokio::sync::watch;
+
+use crate::client::{self, Attempt, Http};
+use crate::plugin::{RunClock, WasmBatcher, WasmRouter};
+
+/// What request tasks (and the signal handler) tell the driver.
+#[derive(Debug)]
+pub enum Event {
+    /// The first token of `id` arrived.
+    FirstToken {
+        /// Request.
+        id: u64,
+        /// When it was sent.
+        to_server: Nanos,
+        /// When the token arrived.
+        at: Nanos,
+    },
+    /// Request `id` ended.
+    Done {
+        /// Request.
+        id: u64,
+        /// What happened.
+        attempt: Attempt,
+    },
+    /// The user asked to stop (Ctrl-C / SIGTERM).
+    Interrupt,
+}
+
+/// Everything the driver needs.
+pub struct Input {
+    /// The workload.
+    pub specs: Arc<[RequestSpec]>,
+    /// When requests arrive.
+    pub schedule: Schedule,
+    /// Base URL of each node.
+    pub nodes: Vec<String>,
+    /// Batching plugin.
+    pub batcher: WasmBatcher,
+    /// Routing plugin.
+    pub router: WasmRouter,
+    /// Run clock (started by the driver).
+    pub clock: RunClock,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Where finished records go.
+    pub records: Sender<RequestRecord>,
+    /// Runtime for request tasks.
+    pub runtime: tokio::runtime::Handle,
+    /// HTTP client.
+    pub http: Http,
+    /// Progress bar (one tick per finished request).
+    pub progress: ProgressBar,
+}
+
+/// How the run ended.
+#[derive(Debug)]
+pub struct Output {
+    /// Why dispatch stopped early, if it did.
+    pub failure: Option<String>,
+    /// Stopped by the user.
+    pub interrupted: bool,
+    /// Peak linear memory of the (batching, routing) plugins, bytes.
+    pub plugin_memory: (usize, usize),
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    scheduled: Option<Nanos>,
+    arrival: Option<Nanos>,
+    node: Option<u32>,
+}
+
+struct Driver {
+    input: Input,
+    events: Sender<Event>,
+    disp: Dispatcher,
+    slots: Vec<Slot>,
+    next: usize,
+    credits: usize,
+    finalized: usize,
+    failure: Option<String>,
+    interrupted: bool,
+    cancel: watch::Sender<bool>,
+}
+
+impl Driver {
+    fn record(&mut self, rec: RequestRecord) {
+        let _ = self.input.records.send(rec);
+        self.finalized += 1;
+        self.credits += 1;
+        self.input.progress.inc(1);
+    }
+
+    fn unsent(&self, id: usize, status: Status, error: String) -> RequestRecord {
+        let s = self.slots[id];
+        let mut r = RequestRecord::unsent(id as u64, self.input.specs[id].input_len(), s.scheduled, status, error);
+        r.arrival = s.arrival;
+        r
+    }
+
+    /// Stops dispatching: unsent requests are recorded as cancelled;
+    /// in-flight ones are awaited (or cancelled too, on interrupt).
+    fn stop(&mut self, reason: String, cancel_in_flight: bool) {
+        if self.failure.is_some() {
+            return;
+        }
+        tracing::error!("stopping dispatch: {reason}");
+        let note = format!("not sent: the run stopped ({reason})");
+        for id in self.disp.abort_unsent() {
+            let rec = self.unsent(id as usize, Status::Cancelled, note.clone());
+            self.record(rec);
+        }
+        if let Schedule::Timed(t) = &self.input.schedule {
+            for id in self.next..self.slots.len() {
+                self.slots[id].scheduled = Some(t[id]);
+            }
+        }
+        for id in self.next..self.slots.len() {
+            let rec = self.unsent(id, Status::Cancelled, note.clone());
+            self.record(rec);
+        }
+        self.next = self.slots.len();
+        self.failure = Some(reason);
+        if cancel_in_flight {
+            let _ = self.cancel.send(true);
+        }
+    }
+
+    fn fail(&mut self, e: PolicyError) {
+        self.stop(e.to_string(), false);
+    }
+
+    fn arrivals(&mut self) {
+        while self.failure.is_none() && self.next < self.slots.len() {
+            let now = self.input.clock.now_ns();
+            let scheduled = match &self.input.schedule {
+                Schedule::Timed(t) if t[self.next] <= now => t[self.next],
+                Schedule::ClosedLoop { .. } if self.credits > 0 => {
+                    self.credits -= 1;
+                    now
+                }
+                _ => return,
+            };
+            let id = self.next;
+            let spec = &self.input.specs[id];
+            let arrival = self.input.clock.now_ns();
+            self.slots[id].scheduled = Some(scheduled);
+            self.slots[id].arrival = Some(arrival);
+            let info = RequestInfo {
+                id: id as u64,
+                arrival_ns: arrival,
+                input_tokens: spec.input_len(),
+                max_new_tokens: spec.output_len,
+                prefix_hashes: spec.prefix_hashes.clone(),
+                prefix_block_tokens: PREFIX_BLOCK_TOKENS,
+                priority: 0,
+                session: None,
+            };
+            self.next += 1;
+            if let Err(e) = self.disp.arrive(info, &mut self.input.batcher) {
+                self.fail(e);
+            }
+        }
+    }
+
+    fn handle(&mut self, ev: Event) {
+        match ev {
+            Event::FirstToken { id, to_server, at } => {
+                if self.failure.is_none()
+                    && let Err(e) = self.disp.first_token(at, id, at - to_server, &mut self.input.router)
+                {
+                    self.fail(e);
+                }
+            }
+            Event::Done { id, attempt: a } => {
+                let slot = self.slots[id as usize];
+                let status = if a.cancelled {
+                    Status::Cancelled
+                } else if a.error.is_some() {
+                    Status::Error
+                } else {
+                    Status::Ok
+                };
+                if self.failure.is_none() {
+                    let outcome = match status {
+                        Status::Ok => Outcome::Ok,
+                        Status::Cancelled => Outcome::Cancelled,
+                        _ => Outcome::Error,
+                    };
+                    let ttft = a.first_token.map(|f| f - a.to_server);
+                    let (b, r) = (&mut self.input.batcher, &mut self.input.router);
+                    if let Err(e) = self.disp.finish(id, outcome, ttft, a.finish - a.to_server, a.decode_length, b, r) {
+                        self.fail(e);
+                    }
+                }
+                let rec = RequestRecord {
+                    id,
+                    input_length: a.prompt_tokens.unwrap_or(self.input.specs[id as usize].input_len()),
+                    decode_length: a.decode_length,
+                    scheduled: slot.scheduled,
+                    arrival: slot.arrival,
+                    to_server: Some(a.to_server),
+                    first_token: a.first_token,
+                    finish: Some(a.finish),
+                    node: slot.node,
+                    status,
+                    error: a.error.unwrap_or_default(),
+                    cached_tokens: a.cached_tokens,
+                    token_events: a.token_events,
+                };
+                self.record(rec);
+            }
+            Event::Interrupt => {
+                self.interrupted = true;
+                self.stop("interrupted by the user".into(), true);
+            }
+        }
+    }
+
+    fn step(&mut self, actions: &mut Vec<Action>) {
+        if self.failure.is_some() {
+            return;
+        }
+        let now = self.input.clock.now_ns();
+        let (b, r) = (&mut self.input.batcher, &mut self.input.router);
+        if let Err(e) = self.disp.step(now, b, r, actions) {
+            self.fail(e);
+        }
+        for action in actions.drain(..) {
+            match action {
+                Action::Send { id, node } => {
+                    self.slots[id as usize].node = Some(node);
+                    self.spawn(id, node);
+                }
+                Action::Reject { id, reason } => {
+                    let rec = self.unsent(
+                        id as usize,
+                        Status::Rejected,
+                        format!("rejected by the routing plugin: {}", reason.as_str()),
+                    );
+                    self.record(rec);
+                }
+            }
+        }
+    }
+
+    fn spawn(&self, id: u64, node: u32) {
+        let url = self.input.nodes[node as usize].clone();
+        let specs = self.input.specs.clone();
+        let http = self.input.http.clone();
+        let clock = self.input.clock.clone();
+        let timeout = self.input.timeout;
+        let events = self.events.clone();
+        let cancel = self.cancel.subscribe();
+        self.input.runtime.spawn(async move {
+            let body = client::generate_body(&specs[id as usize]);
+            let ft = events.clone();
+            let on_first = move |to_server, at| {
+                let _ = ft.send(Event::FirstToken { id, to_server, at });
+            };
+            let attempt = client::generate(&http, &url, body, clock, timeout, cancel, on_first).await;
+            let _ = events.send(Event::Done { id, attempt });
+        });
+    }
+
+    /// The earliest time something is due (next timed arrival or plugin wake-up).
+    fn next_due(&self) -> Option<Nanos> {
+        if self.failure.is_some() {
+            return None;
+        }
+        let arrival = match &self.input.schedule {
+            Schedule::Timed(t) => t.get(self.next).copied(),
+            Schedule::ClosedLoop { .. } => None,
+        };
+        match (arrival, self.disp.next_wake()) {
+            (Some(a), Some(w)) => Some(a.min(w)),
+            (a, w) => a.or(w),
+        }
+    }
+}
+
+/// Runs the whole workload; returns when every request has a record.
+pub fn run(input: Input, events_tx: Sender<Event>, events: Receiver<Event>) -> Output {
+    let n = input.specs.len();
+    let credits = match input.schedule {
+        Schedule::ClosedLoop { users } => users as usize,
+        Schedule::Timed(_) => 0,
+    };
+    let (cancel, _) = watch::channel(false);
+    let nodes = input.nodes.len();
+    let mut d = Driver {
+        input,
+        events: events_tx,
+        disp: Dispatcher::new(nodes, n),
+        slots: vec![Slot::default(); n],
+        next: 0,
+        credits,
+        finalized: 0,
+        failure: None,
+        interrupted: false,
+        cancel,
+    };
+    d.input.clock.start();
+    let mut actions = Vec::new();
+    while d.finalized < n {
+        d.arrivals();
+        while let Ok(ev) = events.try_recv() {
+            d.handle(ev);
+        }
+        d.arrivals();
+        d.step(&mut actions);
+        if d.finalized >= n {
+            break;
+        }
+        let now = d.input.clock.now_ns();
+        let got = match d.next_due() {
+            Some(t) if t <= now => continue,
+            Some(t) => events.recv_timeout(Duration::from_nanos(t - now)),
+            None => events.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        match got {
+            Ok(ev) => d.handle(ev),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => unreachable!("the driver holds a sender"),
+        }
+    }
+    d.input.progress.finish_and_clear();
+    Output {
+        failure: d.failure,
+        interrupted: d.interrupted,
+        plugin_memory: (d.input.batcher.peak_memory(), d.input.router.peak_memory()),
+    }
+}
