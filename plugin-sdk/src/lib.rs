@@ -157,6 +157,9 @@ macro_rules! log {
 #[macro_export]
 macro_rules! export_router {
     ($plugin:ty) => {
+        // Exports exist only in the component; native builds (unit tests of
+        // the plugin's logic) compile the plugin without them.
+        #[cfg(target_arch = "wasm32")]
         #[doc(hidden)]
         #[allow(unsafe_code, unused_imports, clippy::all)]
         mod __sglab_router_exports {
@@ -203,6 +206,7 @@ macro_rules! export_router {
 #[macro_export]
 macro_rules! export_batcher {
     ($plugin:ty) => {
+        #[cfg(target_arch = "wasm32")]
         #[doc(hidden)]
         #[allow(unsafe_code, unused_imports, clippy::all)]
         mod __sglab_batcher_exports {

@@ -1,1 +1,181 @@
+//! Helpers for sglab's end-to-end tests: find the `sglab` binary, make
+//! scratch directories, run experiments, start sim nodes, read results.
 
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The `sglab` binary built alongside this test (`target/<profile>/sglab`).
+pub fn sglab_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    let bin = profile_dir.join("sglab");
+    assert!(bin.is_file(), "{} is missing: run the tests with `cargo test --workspace`", bin.display());
+    bin
+}
+
+/// A scratch directory removed on drop.
+#[derive(Debug)]
+pub struct Scratch {
+    /// Its path.
+    pub path: PathBuf,
+}
+
+impl Scratch {
+    /// A fresh empty directory for one test.
+    pub fn new(tag: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let base = option_env!("CARGO_TARGET_TMPDIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+        let path = base.join(format!("sglab-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create scratch dir");
+        Self { path }
+    }
+
+    /// Writes `name` with `text` and returns its path.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path.join(name);
+        std::fs::write(&p, text).expect("write scratch file");
+        p
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// A `sglab` command running in `dir`, with a plugin cache shared by the tests.
+pub fn sglab(dir: &Path) -> Command {
+    let mut cmd = Command::new(sglab_bin());
+    cmd.current_dir(dir);
+    let cache = option_env!("CARGO_TARGET_TMPDIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
+        .join("sglab-test-cache");
+    cmd.env("SGLAB_CACHE_DIR", cache);
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// Runs `sglab run <file> <extra...>` in `dir`.
+pub fn run_experiment(dir: &Path, file: &Path, extra: &[&str]) -> Output {
+    sglab(dir).arg("run").arg(file).args(extra).arg("--quiet").output().expect("run sglab")
+}
+
+/// Text of a process's stderr.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Text of a process's stdout.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The single run directory under `<dir>/results/<name>/`.
+pub fn run_dir(dir: &Path, name: &str) -> PathBuf {
+    let parent = dir.join("results").join(name);
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(&parent)
+        .unwrap_or_else(|e| panic!("{}: {e}", parent.display()))
+        .map(|e| e.expect("dir entry").path())
+        .collect();
+    assert_eq!(runs.len(), 1, "expected one run in {}", parent.display());
+    runs.pop().expect("one run")
+}
+
+/// A parsed CSV file: header and rows as maps.
+#[derive(Debug)]
+pub struct Csv {
+    /// Column names in order.
+    pub header: Vec<String>,
+    /// Rows keyed by column name.
+    pub rows: Vec<HashMap<String, String>>,
+}
+
+fn split_csv_line(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => out.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out
+}
+
+/// Reads a CSV written by sglab (RFC 4180 quoting, no embedded newlines).
+pub fn read_csv(path: &Path) -> Csv {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut lines = text.lines();
+    let header = split_csv_line(lines.next().expect("header line"));
+    let rows = lines
+        .map(|l| {
+            let cols = split_csv_line(l);
+            assert_eq!(cols.len(), header.len(), "row has {} columns: {l}", cols.len());
+            header.iter().cloned().zip(cols).collect()
+        })
+        .collect();
+    Csv { header, rows }
+}
+
+/// A number from a CSV cell.
+pub fn num(row: &HashMap<String, String>, col: &str) -> f64 {
+    row[col].parse().unwrap_or_else(|e| panic!("{col}={:?}: {e}", row[col]))
+}
+
+/// A `sglab sim` process on a free loopback port, killed on drop.
+#[derive(Debug)]
+pub struct SimNode {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    child: Child,
+}
+
+impl SimNode {
+    /// Starts `sglab sim --port 0 <args>` and waits for its address line.
+    pub fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(sglab_bin())
+            .args(["sim", "--host", "127.0.0.1", "--port", "0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sglab sim");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line).expect("read address line");
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Self { url, child }
+    }
+}
+
+impl Drop for SimNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A small experiment file body with `nodes` launched sims.
+pub fn experiment(name: &str, extra: &str) -> String {
+    format!("[experiment]\nname = \"{name}\"\nseed = 7\n\n{extra}\n")
+}

@@ -164,22 +164,28 @@ pub struct NodeSpec {
     /// Extra command-line arguments for `sglab sim`.
     #[serde(default)]
     pub args: Vec<String>,
-    /// Seconds to wait for a launched node to become ready.
-    #[serde(default = "default_startup_timeout")]
-    pub startup_timeout_s: f64,
+    /// Seconds to wait for the node to become ready (default: 60 for a
+    /// launched node, 10 for an external url).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup_timeout_s: Option<f64>,
 }
 
 fn one() -> u32 {
     1
 }
-fn default_startup_timeout() -> f64 {
-    60.0
-}
 
 impl NodeSpec {
     /// An external node.
     pub fn url(url: impl Into<String>) -> Self {
-        Self { launch: None, url: Some(url.into()), replicas: 1, args: Vec::new(), startup_timeout_s: 60.0 }
+        Self { launch: None, url: Some(url.into()), replicas: 1, args: Vec::new(), startup_timeout_s: None }
+    }
+
+    /// Seconds to wait for readiness.
+    pub fn startup_timeout(&self) -> f64 {
+        self.startup_timeout_s.unwrap_or(match self.kind() {
+            Launch::Sim => 60.0,
+            Launch::Url => 10.0,
+        })
     }
 
     /// The launch kind after applying the "url implies url" rule.
@@ -362,10 +368,10 @@ impl Experiment {
                     "an external url is one node; list each url as its own [[nodes]] entry",
                 ));
             }
-            if !(n.startup_timeout_s.is_finite() && n.startup_timeout_s > 0.0) {
+            if let Some(t) = n.startup_timeout_s.filter(|t| !(t.is_finite() && *t > 0.0)) {
                 return Err(invalid(
                     format!("nodes[{i}].startup_timeout_s"),
-                    n.startup_timeout_s,
+                    t,
                     "must be a positive number of seconds",
                 ));
             }
@@ -432,7 +438,7 @@ mod tests {
     fn replicas_expand() {
         let mut e = minimal();
         e.nodes = vec![
-            NodeSpec { launch: Some(Launch::Sim), url: None, replicas: 3, args: vec![], startup_timeout_s: 5.0 },
+            NodeSpec { launch: Some(Launch::Sim), url: None, replicas: 3, args: vec![], startup_timeout_s: Some(5.0) },
             NodeSpec::url("http://a"),
         ];
         assert_eq!(e.node_count(), 4);

@@ -38,6 +38,21 @@ pub enum Action {
     },
 }
 
+/// How a sent request ended, as the driver reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finish {
+    /// Request.
+    pub id: RequestId,
+    /// Outcome.
+    pub outcome: Outcome,
+    /// First token - to_server, if a token came.
+    pub ttft_ns: Option<Nanos>,
+    /// Finish - to_server.
+    pub latency_ns: Nanos,
+    /// Output tokens received.
+    pub output_tokens: u32,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     NotArrived,
@@ -200,17 +215,14 @@ impl Dispatcher {
         router.on_first_token(id, node, now)
     }
 
-    /// Request `id` finished; both plugins hear of it. Returns the completion.
+    /// A request finished; both plugins hear of it. Returns the completion.
     pub fn finish(
         &mut self,
-        id: RequestId,
-        outcome: Outcome,
-        ttft_ns: Option<Nanos>,
-        latency_ns: Nanos,
-        output_tokens: u32,
+        f: Finish,
         batcher: &mut dyn BatchPolicy,
         router: &mut dyn RoutePolicy,
     ) -> Result<Completion, PolicyError> {
+        let Finish { id, outcome, ttft_ns, latency_ns, output_tokens } = f;
         let Phase::InFlight { node, first_token } = self.phase[id as usize] else {
             panic!("request {id} finished but was not in flight");
         };

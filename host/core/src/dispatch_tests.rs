@@ -118,7 +118,13 @@ fn releases_routes_and_keeps_books() {
     assert_eq!(d.nodes()[1].waiting_first_token, 0);
     assert_eq!(d.nodes()[1].remaining_output_tokens, 9);
     assert_eq!(d.nodes()[1].ewma_ttft_ns, 15);
-    let done = d.finish(0, Outcome::Ok, Some(15), 105, 10, &mut b, &mut r).unwrap();
+    let done = d
+        .finish(
+            Finish { id: 0, outcome: Outcome::Ok, ttft_ns: Some(15), latency_ns: 105, output_tokens: 10 },
+            &mut b,
+            &mut r,
+        )
+        .unwrap();
     assert_eq!(done.node, 1);
     let n1 = d.nodes()[1];
     assert_eq!((n1.in_flight, n1.in_flight_input_tokens, n1.remaining_output_tokens, n1.completed), (0, 0, 0, 1));

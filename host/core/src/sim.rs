@@ -100,7 +100,10 @@ impl Engine for FixedEngine {
             self.due.pop();
             let Some(mut a) = self.active.get(&key).copied() else { continue };
             let since_first = now - (a.start + self.ttft);
-            let due = if self.itl == 0 { a.total } else { (1 + since_first / self.itl).min(a.total as Nanos) as u32 };
+            let due = match since_first.checked_div(self.itl) {
+                Some(k) => (1 + k).min(a.total as Nanos) as u32,
+                None => a.total,
+            };
             a.emitted = due.max(a.emitted);
             let finished = a.emitted >= a.total;
             out.push(TokenEvent { key, completion_tokens: a.emitted, cached_tokens: 0, finished });

@@ -66,7 +66,8 @@ mod tests {
 
     #[test]
     fn table_of_splits_and_merges() {
-        let cases: &[(&[&[u8]], &[&str], usize)] = &[
+        type Case<'a> = (&'a [&'a [u8]], &'a [&'a str], usize);
+        let cases: &[Case<'_>] = &[
             (&[b"data: {\"a\":1}\n\n"], &["{\"a\":1}"], 0),
             (&[b"data: {\"a\"", b":1}\n\ndata: [DONE]\n\n"], &["{\"a\":1}", "[DONE]"], 0),
             (&[b"data: x\n\ndata: y\n\ndata: z\n\n"], &["x", "y", "z"], 0),

@@ -1,1 +1,103 @@
-fn main() {}
+//! Cost of plugin calls through the real runtime (engine, sandbox, deadline,
+//! WIT conversions): `cargo bench -p sglab --bench plugin_call`.
+//!
+//! Prints the best of several batches per case, in nanoseconds per call.
+//! Compare ratios within one run; absolute numbers on shared VMs are noisy.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use sglab::plugin::{Kind, Limits, RunClock, Runtime, WasmBatcher, WasmRouter};
+use sglab_core::dispatch::Dispatcher;
+use sglab_core::policy::{BatchPolicy, NodeState, NodeUpdate, RequestInfo, RoutePolicy};
+
+const BATCH: u32 = 100_000;
+const ROUNDS: usize = 5;
+
+fn best(name: &str, mut f: impl FnMut(u32)) {
+    for i in 0..BATCH / 10 {
+        f(i);
+    }
+    let mut best = Duration::MAX;
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        for i in 0..BATCH {
+            f(i);
+        }
+        best = best.min(t.elapsed());
+    }
+    println!("{name:<52} {:>8.0} ns/call", best.as_nanos() as f64 / BATCH as f64);
+}
+
+fn limits() -> Limits {
+    Limits { memory_bytes: 64 << 20, deadline: Duration::from_millis(10), output_bytes: 4096, seed: 1 }
+}
+
+fn request(id: u64) -> RequestInfo {
+    RequestInfo {
+        id,
+        arrival_ns: id,
+        input_tokens: 512,
+        max_new_tokens: 128,
+        prefix_hashes: (0..32).map(|i| i * 7919 + id).collect(),
+        prefix_block_tokens: 16,
+        priority: 0,
+        session: None,
+    }
+}
+
+fn all_nodes(n: u32) -> NodeUpdate {
+    NodeUpdate { generation: 1, node_count: n, changed: (0..n).map(NodeState::idle).collect() }
+}
+
+fn router(nodes: u32) -> WasmRouter {
+    let rt = Runtime::get();
+    let loaded = rt.load("round-robin", Path::new("."), Kind::Routing).expect("built-in round-robin");
+    let mut r = WasmRouter::new(&loaded, "{}", limits(), RunClock::new()).expect("create");
+    r.on_nodes(&all_nodes(nodes)).expect("on-nodes");
+    r
+}
+
+fn main() {
+    println!(
+        "sglab plugin call costs (round-robin / immediate built-ins, wasmtime 48, concurrency off, epoch deadline on)"
+    );
+    for n in [8u32, 64] {
+        let mut r = router(n);
+        best(&format!("route, {n} nodes, no node change"), |i| {
+            r.route(&request(i as u64)).expect("route");
+        });
+        let mut r = router(n);
+        let mut generation = 1;
+        best(&format!("on-nodes(1 changed) + route, {n} nodes"), |i| {
+            generation += 1;
+            let mut s = NodeState::idle(i % n);
+            s.in_flight = i;
+            r.on_nodes(&NodeUpdate { generation, node_count: n, changed: vec![s] }).expect("on-nodes");
+            r.route(&request(i as u64)).expect("route");
+        });
+    }
+    let rt = Runtime::get();
+    let loaded = rt.load("immediate", Path::new("."), Kind::Batching).expect("built-in immediate");
+    let mut b = WasmBatcher::new(&loaded, "{}", limits(), RunClock::new()).expect("create");
+    best("batcher on-arrival + poll (immediate)", |i| {
+        b.on_arrival(&request(i as u64)).expect("on-arrival");
+        b.poll(i as u64).expect("poll");
+    });
+
+    // The dispatcher's full per-request path (arrive, poll, deltas, route,
+    // on-dispatched), finish excluded, over 8 nodes.
+    let n = 8;
+    let mut r = router(n);
+    let mut b = WasmBatcher::new(&loaded, "{}", limits(), RunClock::new()).expect("create");
+    let total = BATCH as usize * (ROUNDS + 1) + BATCH as usize / 10;
+    let mut d = Dispatcher::new(n as usize, total);
+    let mut actions = Vec::new();
+    let mut next = 0u64;
+    best("dispatcher arrive + step (1 request, 8 nodes)", |_| {
+        d.arrive(request(next), &mut b).expect("arrive");
+        d.step(next, &mut b, &mut r, &mut actions).expect("step");
+        actions.clear();
+        next += 1;
+    });
+}

@@ -167,15 +167,7 @@ pub fn load(path: &Path, sets: &[String], urls: &[String]) -> Result<Loaded, Con
     let exp: Experiment = serde_path_to_error::deserialize(Value::Table(table)).map_err(|e| {
         let key = e.path().to_string();
         let msg = e.into_inner().message().trim().to_owned();
-        // For an unknown key, serde reports the table; name the key itself.
-        let key = match (msg.strip_prefix("unknown field `"), key.as_str()) {
-            (Some(rest), table_key) => {
-                let field = rest.split('`').next().unwrap_or("");
-                if table_key == "." { field.to_owned() } else { format!("{table_key}.{field}") }
-            }
-            (None, ".") => "(top level)".to_owned(),
-            (None, k) => k.to_owned(),
-        };
+        let key = if key == "." { "(top level)".to_owned() } else { key };
         ConfigError::Schema { path: shown.clone(), key, msg }
     })?;
     exp.validate().map_err(|source| ConfigError::Invalid { path: shown.clone(), source })?;

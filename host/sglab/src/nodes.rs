@@ -136,7 +136,7 @@ impl Nodes {
         // Launch sims concurrently; attach URLs after.
         let mut pending = Vec::new();
         for (i, spec) in launches.iter().enumerate() {
-            let timeout = Duration::from_secs_f64(spec.startup_timeout_s);
+            let timeout = Duration::from_secs_f64(spec.startup_timeout());
             match spec.kind() {
                 Launch::Sim => {
                     let name = format!("sim-{i}");

@@ -49,8 +49,9 @@ impl Instance {
             stream: kind as u64,
         };
         let store = Runtime::get().store(&loaded.meta.name, cfg, clock);
-        // One extra tick: the deadline is never shorter than asked.
-        let ticks = (limits.deadline.as_nanos() / TICK.as_nanos()) as u64 + 1;
+        // The call is interrupted at the first tick at or after `ticks` ticks
+        // from its start: between deadline - 1 tick and the deadline.
+        let ticks = limits.deadline.as_nanos().div_ceil(TICK.as_nanos()).max(1) as u64;
         Self { store, kind, ticks, deadline: limits.deadline, failed: false }
     }
 
@@ -106,8 +107,8 @@ impl Instance {
             msg.push_str(&format!("; plugin stderr: {tail}"));
         }
         if let Some(bt) = e.downcast_ref::<WasmBacktrace>() {
-            let frames: Vec<String> =
-                bt.frames().iter().take(4).map(|f| f.func_name().unwrap_or("?").to_owned()).collect();
+            // Stripped plugins have no names; show the trace only when it says something.
+            let frames: Vec<&str> = bt.frames().iter().filter_map(|f| f.func_name()).take(4).collect();
             if !frames.is_empty() {
                 msg.push_str(&format!("; wasm backtrace: {}", frames.join(" <- ")));
             }

@@ -177,10 +177,15 @@ impl Runtime {
         std::thread::Builder::new()
             .name("sglab-epoch".into())
             .spawn(move || {
+                // Ticks on an absolute schedule, so they do not drift.
+                let start = std::time::Instant::now();
+                let mut n: u32 = 0;
                 while let Some(e) = weak.upgrade() {
                     e.increment_epoch();
                     drop(e);
-                    std::thread::sleep(TICK);
+                    n = n.wrapping_add(1);
+                    let next = start + TICK * n;
+                    std::thread::sleep(next.saturating_duration_since(std::time::Instant::now()));
                 }
             })
             .expect("spawn epoch ticker");

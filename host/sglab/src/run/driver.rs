@@ -11,7 +11,7 @@ use std::time::Duration;
 use indicatif::ProgressBar;
 use sglab_core::Nanos;
 use sglab_core::arrival::Schedule;
-use sglab_core::dispatch::{Action, Dispatcher};
+use sglab_core::dispatch::{Action, Dispatcher, Finish};
 use sglab_core::policy::{Outcome, PolicyError, RequestInfo};
 use sglab_core::record::{RequestRecord, Status};
 use sglab_core::workload::{PREFIX_BLOCK_TOKENS, RequestSpec};
@@ -121,15 +121,18 @@ impl Driver {
         if self.failure.is_some() {
             return;
         }
-        tracing::error!("stopping dispatch: {reason}");
+        let in_flight = self.disp.in_flight();
+        if in_flight > 0 && !cancel_in_flight {
+            tracing::warn!("stopping dispatch (the error follows); waiting for {in_flight} request(s) in flight");
+        }
         let note = format!("not sent: the run stopped ({reason})");
         for id in self.disp.abort_unsent() {
             let rec = self.unsent(id as usize, Status::Cancelled, note.clone());
             self.record(rec);
         }
         if let Schedule::Timed(t) = &self.input.schedule {
-            for id in self.next..self.slots.len() {
-                self.slots[id].scheduled = Some(t[id]);
+            for (slot, &at) in self.slots.iter_mut().zip(t).skip(self.next) {
+                slot.scheduled = Some(at);
             }
         }
         for id in self.next..self.slots.len() {
@@ -206,7 +209,14 @@ impl Driver {
                     };
                     let ttft = a.first_token.map(|f| f - a.to_server);
                     let (b, r) = (&mut self.input.batcher, &mut self.input.router);
-                    if let Err(e) = self.disp.finish(id, outcome, ttft, a.finish - a.to_server, a.decode_length, b, r) {
+                    let f = Finish {
+                        id,
+                        outcome,
+                        ttft_ns: ttft,
+                        latency_ns: a.finish - a.to_server,
+                        output_tokens: a.decode_length,
+                    };
+                    if let Err(e) = self.disp.finish(f, b, r) {
                         self.fail(e);
                     }
                 }
