@@ -111,3 +111,41 @@ fn an_unknown_request_id_is_reported() {
         "{err}"
     );
 }
+
+#[test]
+fn a_plugin_for_another_contract_version_is_refused_at_load() {
+    let s = Scratch::new("future");
+    let body = format!(
+        "[routing]\nplugin = \"{}\"\n\n[[nodes]]\nurl = \"http://127.0.0.1:9\"\n",
+        env!("SGLAB_TEST_PLUGIN_FUTURE_VERSION")
+    );
+    let exp = s.write("exp.toml", &experiment("future", &body));
+    let out = run_experiment(&s.path, &exp, &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("routing.plugin:")
+            && err.contains("exports sglab:strategy/router@0.2.0, but this sglab supports sglab:strategy@0.1.x"),
+        "{err}"
+    );
+    assert!(!s.path.join("results").exists(), "nothing starts on a config error");
+}
+
+#[test]
+fn a_precompiled_artifact_or_garbage_is_refused() {
+    let s = Scratch::new("precompiled");
+    // wasmtime's precompiled artifacts are ELF files; sglab refuses them before compiling.
+    let elf = s.write("router.cwasm", "\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0rest-of-an-artifact");
+    let junk = s.write("junk.wasm", "not wasm at all");
+    for (file, want) in [
+        (&elf, "is a precompiled artifact; sglab only loads .wasm components"),
+        (&junk, "is not a valid WebAssembly component"),
+    ] {
+        let body = format!("[routing]\nplugin = \"{}\"\n\n[[nodes]]\nurl = \"http://127.0.0.1:9\"\n", file.display());
+        let exp = s.write("exp.toml", &experiment("pre", &body));
+        let out = run_experiment(&s.path, &exp, &[]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(want), "{err}");
+    }
+}

@@ -263,7 +263,9 @@ impl Runtime {
                 (bytes, shown)
             }
         };
-        if Engine::detect_precompiled(&bytes).is_some() {
+        // wasmtime's precompiled artifacts are native ELF objects; loading one
+        // would run whatever machine code it holds. Refuse any ELF file.
+        if bytes.starts_with(b"\x7fELF") || Engine::detect_precompiled(&bytes).is_some() {
             return Err(LoadError::Precompiled(source));
         }
         let sha256 = sha256_hex(&bytes);
