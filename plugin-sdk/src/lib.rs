@@ -157,6 +157,12 @@ macro_rules! log {
 #[macro_export]
 macro_rules! export_router {
     ($plugin:ty) => {
+        // Natively (unit tests of the plugin's logic) there is nothing to
+        // export; this keeps the plugin type "used" all the same.
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: () = {
+            let _ = $crate::RouterAdapter::<$plugin>::build;
+        };
         // Exports exist only in the component; native builds (unit tests of
         // the plugin's logic) compile the plugin without them.
         #[cfg(target_arch = "wasm32")]
@@ -206,6 +212,12 @@ macro_rules! export_router {
 #[macro_export]
 macro_rules! export_batcher {
     ($plugin:ty) => {
+        // Natively (unit tests of the plugin's logic) there is nothing to
+        // export; this keeps the plugin type "used" all the same.
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: () = {
+            let _ = $crate::BatcherAdapter::<$plugin>::build;
+        };
         #[cfg(target_arch = "wasm32")]
         #[doc(hidden)]
         #[allow(unsafe_code, unused_imports, clippy::all)]
