@@ -23,7 +23,7 @@ rate = 80.0
 [[nodes]]
 launch = "sim"
 replicas = 2
-args = ["--ttft-ms", "20", "--itl-ms", "2"]
+args = ["--profile", "fixed", "--ttft-ms", "20", "--itl-ms", "2"]
 "#,
         ),
     );

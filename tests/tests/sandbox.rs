@@ -9,7 +9,7 @@ const REQUESTS: usize = 12;
 /// Runs a 12-request experiment with `slot.plugin = <test plugin>` and
 /// returns (stderr, rows of requests.csv, summary.json).
 fn run_hostile(slot: &str, plugin_env: &str, name: &str) -> (String, Csv, serde_json::Value) {
-    let node = SimNode::start(&["--ttft-ms", "5", "--itl-ms", "1"]);
+    let node = SimNode::start(&["--profile", "fixed", "--ttft-ms", "5", "--itl-ms", "1"]);
     let s = Scratch::new(name);
     let body = format!(
         r#"

@@ -16,8 +16,8 @@ fn readme_shows_the_example_verbatim() {
 
 #[test]
 fn least_inflight_balances_and_validates_its_config() {
-    let a = SimNode::start(&["--ttft-ms", "5", "--itl-ms", "1"]);
-    let b = SimNode::start(&["--ttft-ms", "5", "--itl-ms", "1"]);
+    let a = SimNode::start(&["--profile", "fixed", "--ttft-ms", "5", "--itl-ms", "1"]);
+    let b = SimNode::start(&["--profile", "fixed", "--ttft-ms", "5", "--itl-ms", "1"]);
     let s = Scratch::new("least-inflight");
     let plugin = env!("SGLAB_TEST_PLUGIN_LEAST_INFLIGHT");
     let body = format!(

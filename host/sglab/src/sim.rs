@@ -1,26 +1,32 @@
 //! `sglab sim`: a simulated SGLang server.
 //!
-//! It speaks SGLang's HTTP API (`/generate` streaming and not, health and
-//! model-info endpoints) and times tokens with an engine from the core
-//! (`sglab_core::sim`). This subcommand owns the sockets and the clock; the
-//! engine decides when tokens are due.
+//! It speaks SGLang's HTTP API (see `sim/api.rs`, `sim/openai.rs`,
+//! `sim/observe.rs`) and times tokens with an engine from the core:
+//! `--profile fixed` gives exact `--ttft-ms`/`--itl-ms`; any other profile
+//! runs the copy of SGLang's scheduler (`sglab_core::sim::scheduler`) with
+//! that profile's cost model. Flags use `python -m sglang.launch_server`
+//! names where they exist, so one node config can target either.
 
 mod api;
 mod engine_task;
+mod observe;
+mod openai;
+mod stream;
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use clap::Args;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use sglab_core::sim::FixedEngine;
+use sglab_core::sim::cost::{self, Profile};
+use sglab_core::sim::{Engine, FixedEngine, Policy, SchedulerConfig, SglangEngine};
 use tokio::net::TcpListener;
 
-/// Arguments of `sglab sim` (names follow `sglang.launch_server` where they exist).
+/// Arguments of `sglab sim`.
 #[derive(Debug, Clone, Args)]
 pub struct SimArgs {
     /// Address to bind.
@@ -30,9 +36,10 @@ pub struct SimArgs {
     /// `listening on http://HOST:PORT`.
     #[arg(long, default_value_t = 30000)]
     pub port: u16,
-    /// Timing profile. `fixed`: first token after --ttft-ms, then one token
-    /// every --itl-ms, for every request regardless of load.
-    #[arg(long, default_value = "fixed", value_parser = ["fixed"])]
+    /// Hardware profile: llama-3.1-8b-h100 (default), qwen2.5-7b-a100,
+    /// llama-3.1-70b-h100-tp4, fixed (exact --ttft-ms/--itl-ms), or a path
+    /// to a profile TOML file.
+    #[arg(long, default_value = "llama-3.1-8b-h100")]
     pub profile: String,
     /// Time to first token (fixed profile), milliseconds.
     #[arg(long, default_value_t = 50.0)]
@@ -40,34 +47,149 @@ pub struct SimArgs {
     /// Inter-token latency (fixed profile), milliseconds.
     #[arg(long, default_value_t = 10.0)]
     pub itl_ms: f64,
-    /// Model path reported by /get_model_info.
+    /// Wall seconds per simulated second (0.1 runs ten times faster;
+    /// reported times stay in simulated units).
+    #[arg(long, default_value_t = 1.0)]
+    pub time_scale: f64,
+    /// Seed (random schedule policy, injected failures).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Model path reported by /model_info (echoed only).
     #[arg(long, default_value = "sglab/sim")]
     pub model_path: String,
     /// Model name reported by /v1/models (defaults to --model-path).
     #[arg(long)]
     pub served_model_name: Option<String>,
+    /// Cap on running requests (default: SGLang's rule for the KV capacity).
+    #[arg(long)]
+    pub max_running_requests: Option<u64>,
+    /// Cap on KV pool tokens.
+    #[arg(long)]
+    pub max_total_tokens: Option<u64>,
+    /// Prefill chunk size; -1 disables chunking (default: the profile's, 8192).
+    #[arg(long, allow_negative_numbers = true)]
+    pub chunked_prefill_size: Option<i64>,
+    /// Prefill tokens per step (default: the profile's, 16384).
+    #[arg(long)]
+    pub max_prefill_tokens: Option<u64>,
+    /// fcfs | lpm | random | lof.
+    #[arg(long, default_value = "fcfs")]
+    pub schedule_policy: String,
+    /// Scales the new-token reservation ratio.
+    #[arg(long, default_value_t = 1.0)]
+    pub schedule_conservativeness: f64,
+    /// No prefix cache.
+    #[arg(long)]
+    pub disable_radix_cache: bool,
+    /// Serve /metrics (Prometheus).
+    #[arg(long)]
+    pub enable_metrics: bool,
+    /// Fraction of GPU memory for weights + KV (default: SGLang's automatic value).
+    #[arg(long)]
+    pub mem_fraction_static: Option<f64>,
+    /// Fault injection: fraction of requests answered with HTTP 500.
+    #[arg(long, default_value_t = 0.0)]
+    pub fail_rate: f64,
+    /// Fault injection: cut each stream after this many tokens.
+    #[arg(long)]
+    pub abort_after_tokens: Option<u32>,
+    /// Fault injection: wait this long before a request reaches the engine.
+    #[arg(long, default_value_t = 0.0)]
+    pub stall_ms: f64,
+    /// Fault injection: exit the process once this many requests finished.
+    #[arg(long)]
+    pub crash_after_requests: Option<u64>,
 }
 
-fn ms_to_ns(ms: f64, flag: &str) -> anyhow::Result<u64> {
-    anyhow::ensure!(ms.is_finite() && ms >= 0.0, "{flag} must be a non-negative number of milliseconds, got {ms}");
-    Ok((ms * 1e6).round() as u64)
+/// Resolved server settings (also reported by /server_info).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The flags.
+    pub args: SimArgs,
+    /// The profile (None for `fixed`).
+    pub profile: Option<Profile>,
+    /// The scheduler settings (None for `fixed`).
+    pub scheduler: Option<SchedulerConfig>,
+}
+
+fn load_profile(spec: &str) -> anyhow::Result<Profile> {
+    if let Some(p) = cost::builtin(spec) {
+        return Ok(p);
+    }
+    let path = Path::new(spec);
+    if !path.is_file() {
+        bail!("--profile {spec:?}: not a built-in profile (fixed, {}) and no such file", cost::BUILTIN.join(", "));
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("--profile {spec}: cannot read"))?;
+    let de = toml::Deserializer::parse(&text).with_context(|| format!("--profile {spec}: invalid TOML"))?;
+    serde_path_to_error::deserialize(de)
+        .map_err(|e| anyhow::anyhow!("--profile {spec}: {}: {}", e.path(), e.inner().message()))
+}
+
+/// Builds the engine the flags describe.
+pub fn build(args: &SimArgs) -> anyhow::Result<(Box<dyn Engine + Send>, Settings)> {
+    let ms = |v: f64, flag: &str| -> anyhow::Result<u64> {
+        anyhow::ensure!(v.is_finite() && v >= 0.0, "{flag} must be a non-negative number of milliseconds, got {v}");
+        Ok((v * 1e6).round() as u64)
+    };
+    anyhow::ensure!(
+        args.time_scale.is_finite() && args.time_scale > 0.0,
+        "--time-scale must be positive, got {}",
+        args.time_scale
+    );
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.fail_rate),
+        "--fail-rate must be between 0 and 1, got {}",
+        args.fail_rate
+    );
+    ms(args.stall_ms, "--stall-ms")?;
+    if args.profile == "fixed" {
+        let engine = FixedEngine::new(ms(args.ttft_ms, "--ttft-ms")?, ms(args.itl_ms, "--itl-ms")?);
+        return Ok((Box::new(engine), Settings { args: args.clone(), profile: None, scheduler: None }));
+    }
+    let profile = load_profile(&args.profile)?;
+    let mut cfg = SchedulerConfig::for_profile(&profile);
+    if let Some(c) = args.chunked_prefill_size {
+        cfg.chunked_prefill_size = (c > 0).then_some(c as u64);
+    }
+    let chunk_for_memory = cfg.chunked_prefill_size.unwrap_or(profile.chunked_prefill_size);
+    if let Some(f) = args.mem_fraction_static {
+        anyhow::ensure!(f > 0.0 && f < 1.0, "--mem-fraction-static must be between 0 and 1, got {f}");
+    }
+    let fraction = args.mem_fraction_static.unwrap_or_else(|| profile.auto_mem_fraction(chunk_for_memory));
+    cfg.max_total_tokens = profile.kv_capacity(fraction);
+    if let Some(t) = args.max_total_tokens {
+        cfg.max_total_tokens = cfg.max_total_tokens.min(t);
+    }
+    anyhow::ensure!(cfg.max_total_tokens > 16, "the KV pool has {} tokens: too small to serve", cfg.max_total_tokens);
+    cfg.max_running_requests = match args.max_running_requests {
+        Some(m) => m.min(cfg.max_total_tokens / 2).max(1),
+        None => profile.default_max_running(cfg.max_total_tokens),
+    };
+    if let Some(m) = args.max_prefill_tokens {
+        cfg.max_prefill_tokens = m.max(1);
+    }
+    cfg.policy = Policy::parse(&args.schedule_policy)
+        .with_context(|| format!("--schedule-policy {:?}: expected fcfs, lpm, random or lof", args.schedule_policy))?;
+    cfg.schedule_conservativeness = args.schedule_conservativeness;
+    cfg.disable_radix_cache = args.disable_radix_cache;
+    cfg.seed = args.seed;
+    let engine = SglangEngine::new(cfg.clone(), profile.clone());
+    Ok((Box::new(engine), Settings { args: args.clone(), profile: Some(profile), scheduler: Some(cfg) }))
 }
 
 /// Runs the server until the process is stopped.
 pub async fn run(args: SimArgs) -> anyhow::Result<()> {
-    let ttft = ms_to_ns(args.ttft_ms, "--ttft-ms")?;
-    let itl = ms_to_ns(args.itl_ms, "--itl-ms")?;
+    let (engine, settings) = build(&args)?;
     let addr: SocketAddr = format!("{}:{}", args.host, args.port)
         .parse()
         .with_context(|| format!("invalid --host/--port {}:{}", args.host, args.port))?;
     let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot bind {addr}"))?;
     let local = listener.local_addr()?;
-    let start = Instant::now();
-    let engine = engine_task::spawn(FixedEngine::new(ttft, itl), start);
-    let model = args.served_model_name.clone().unwrap_or_else(|| args.model_path.clone());
-    let state = Arc::new(api::Server::new(engine, args.model_path.clone(), model));
+    let handle = engine_task::spawn(engine, args.time_scale, args.crash_after_requests);
+    let state = Arc::new(api::Server::new(handle, settings));
     println!("listening on http://{local}");
-    tracing::info!(profile = %args.profile, ttft_ms = args.ttft_ms, itl_ms = args.itl_ms, "sglab sim ready");
+    tracing::info!(profile = %args.profile, "sglab sim ready on {local}");
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(c) => c,

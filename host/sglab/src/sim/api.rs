@@ -1,27 +1,30 @@
-//! SGLang's HTTP API over the simulator engine (shapes from SGLang 0.5.23's
-//! `srt/entrypoints/http_server.py`; see shared/reference/sglang.md §2).
+//! SGLang's native HTTP API over the simulator engine (shapes from SGLang
+//! 0.5.23 `srt/entrypoints/http_server.py`; shared/reference/sglang.md §2).
 
 use std::collections::HashSet;
-use std::convert::Infallible;
 use std::fmt::Write as _;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
-use hyper::body::{Body, Frame, Incoming};
+use hyper::body::Incoming;
 use serde_json::{Value, json};
+use sglab_core::rng::Rng;
+use sglab_core::sim::text::tokenize;
 use sglab_core::sim::{SimRequest, TokenEvent};
-use tokio::sync::mpsc;
 
+use super::Settings;
 use super::engine_task::EngineHandle;
+use super::observe::{self, Observer, Tracker};
+use super::openai;
+use super::stream::{BoxError, EventStream, Format, RidGuard};
 
-type Resp = Response<BoxBody<Bytes, Infallible>>;
+/// A response with any body.
+pub type Resp = Response<BoxBody<Bytes, BoxError>>;
 
 /// `sampling_params` keys SGLang accepts; any other key is a 400 there too.
 const SAMPLING_KEYS: &[&str] = &[
@@ -55,27 +58,69 @@ const SAMPLING_KEYS: &[&str] = &[
 /// SGLang's default `max_new_tokens`.
 const DEFAULT_MAX_NEW_TOKENS: u32 = 128;
 /// Text of one simulated output token.
-const TOKEN_TEXT: &str = " tok";
+pub const TOKEN_TEXT: &str = " tok";
 
 /// Shared server state.
 pub struct Server {
-    engine: EngineHandle,
-    model_path: String,
-    served_model_name: String,
+    pub(super) engine: EngineHandle,
+    pub(super) settings: Settings,
+    pub(super) observer: Observer,
+    model: String,
     next_key: AtomicU64,
-    in_flight_rids: Mutex<HashSet<String>>,
+    rids: Mutex<HashSet<String>>,
+    faults: Mutex<Rng>,
 }
 
 impl Server {
     /// State for one server.
-    pub fn new(engine: EngineHandle, model_path: String, served_model_name: String) -> Self {
+    pub fn new(engine: EngineHandle, settings: Settings) -> Self {
+        let model = settings.args.served_model_name.clone().unwrap_or_else(|| settings.args.model_path.clone());
+        let faults = Mutex::new(Rng::new(settings.args.seed, 0xFA17));
         Self {
             engine,
-            model_path,
-            served_model_name,
+            settings,
+            observer: Observer::default(),
+            model,
             next_key: AtomicU64::new(1),
-            in_flight_rids: Mutex::new(HashSet::new()),
+            rids: Mutex::new(HashSet::new()),
+            faults,
         }
+    }
+
+    /// The served model name.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    pub(super) fn release_rid(&self, rid: &str) {
+        self.rids.lock().expect("rid set").remove(rid);
+    }
+
+    /// Registers a request: fault checks, rid uniqueness, engine submit.
+    /// Returns the stream of its events, or an error response.
+    pub(super) async fn start<F: Format>(
+        self: &Arc<Self>,
+        rid: Option<String>,
+        req: SimRequest,
+        make_fmt: impl FnOnce(&str) -> F,
+    ) -> Result<EventStream<F>, Resp> {
+        let key = self.next_key.fetch_add(1, Ordering::Relaxed);
+        let rid = rid.unwrap_or_else(|| format!("{key:032x}"));
+        let fmt = make_fmt(&rid);
+        let args = &self.settings.args;
+        if args.fail_rate > 0.0 && self.faults.lock().expect("fault rng").next_f64() < args.fail_rate {
+            return Err(error(StatusCode::INTERNAL_SERVER_ERROR, "--fail-rate: injected failure"));
+        }
+        if !self.rids.lock().expect("rid set").insert(rid.clone()) {
+            return Err(error(StatusCode::BAD_REQUEST, &format!("Duplicate request ID {rid}")));
+        }
+        let guard = RidGuard { server: self.clone(), rid };
+        if args.stall_ms > 0.0 {
+            tokio::time::sleep(Duration::from_secs_f64(args.stall_ms / 1e3)).await;
+        }
+        let tracker = Tracker::new(self.engine.now(), req.input_ids.len() as u32);
+        let events = self.engine.submit(key, req);
+        Ok(EventStream::new(events, fmt, tracker, self.clone(), guard))
     }
 }
 
@@ -83,64 +128,146 @@ fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Resp 
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, content_type)
-        .body(Full::new(body.into()).boxed())
+        .body(Full::new(body.into()).map_err(|never| match never {}).boxed())
         .expect("valid response")
 }
 
-fn json_resp(status: StatusCode, v: &Value) -> Resp {
+/// A JSON response.
+pub fn json_resp(status: StatusCode, v: &Value) -> Resp {
     full(status, "application/json", v.to_string())
 }
 
-fn error(status: StatusCode, msg: &str) -> Resp {
+/// SGLang's error shape.
+pub fn error(status: StatusCode, msg: &str) -> Resp {
     json_resp(status, &json!({"error": {"message": msg, "type": "invalid_request_error", "code": status.as_u16()}}))
 }
 
+/// An SSE response over `stream`.
+pub fn sse<F: Format>(stream: EventStream<F>) -> Resp {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(stream.boxed())
+        .expect("valid response")
+}
+
+/// Seconds since the Unix epoch (a timestamp field, not an interval).
+pub fn unix_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// Reads a JSON request body.
+pub async fn json_body(req: Request<Incoming>) -> Result<Value, Resp> {
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("cannot read body: {e}")))?;
+    serde_json::from_slice(&body.to_bytes())
+        .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("invalid JSON body: {e}")))
+}
+
 /// Routes one request.
-pub async fn handle(server: Arc<Server>, req: Request<Incoming>) -> Result<Resp, Infallible> {
+pub async fn handle(server: Arc<Server>, req: Request<Incoming>) -> Result<Resp, std::convert::Infallible> {
     let path = req.uri().path().to_owned();
     let resp = match (req.method(), path.as_str()) {
         (&Method::GET, "/health" | "/health_generate" | "/ready" | "/ping") => full(StatusCode::OK, "text/plain", ""),
-        (&Method::GET, "/get_model_info" | "/model_info") => json_resp(
-            StatusCode::OK,
-            &json!({
-                "model_path": server.model_path, "served_model_name": server.served_model_name,
-                "tokenizer_path": server.model_path, "is_generation": true, "preferred_sampling_params": null,
-                "weight_version": "default", "has_image_understanding": false, "has_audio_understanding": false,
-                "model_type": "sglab-sim", "architectures": ["SglabSim"],
-            }),
-        ),
+        (&Method::GET, "/get_model_info" | "/model_info") => json_resp(StatusCode::OK, &model_info(&server)),
         (&Method::GET, "/v1/models") => json_resp(
             StatusCode::OK,
-            &json!({"object": "list", "data": [{"id": server.served_model_name, "object": "model", "created": 0,
-                     "owned_by": "sglang", "root": server.model_path, "parent": null}]}),
+            &json!({"object": "list", "data": [{"id": server.model, "object": "model", "created": 0,
+                     "owned_by": "sglang", "root": server.settings.args.model_path, "parent": null,
+                     "max_model_len": server.settings.profile.as_ref().map(|p| p.context_len)}]}),
         ),
-        (&Method::GET, "/get_server_info" | "/server_info") => json_resp(
-            StatusCode::OK,
-            &json!({"model_path": server.model_path, "served_model_name": server.served_model_name,
-                     "version": concat!("sglab-sim ", env!("CARGO_PKG_VERSION"))}),
-        ),
+        (&Method::GET, "/get_server_info" | "/server_info") => json_resp(StatusCode::OK, &server_info(&server)),
+        (&Method::GET, "/v1/loads" | "/get_load") => {
+            let p = server.engine.published.lock().expect("published").clone();
+            let stamp = sglab_core::timefmt::rfc3339(
+                SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos(),
+            );
+            json_resp(StatusCode::OK, &observe::loads(&p, unix_now(), &stamp))
+        }
+        (&Method::GET, "/metrics") if server.settings.args.enable_metrics => {
+            let p = server.engine.published.lock().expect("published").clone();
+            full(StatusCode::OK, "text/plain; version=0.0.4", server.observer.prometheus(&p, &server.model))
+        }
+        (&Method::GET | &Method::POST, "/flush_cache") => match server.engine.flush().await {
+            Ok(()) => full(
+                StatusCode::OK,
+                "text/plain",
+                "Cache flushed.\nPlease check backend logs for more details. (When there are running or waiting requests, the operation will not be performed.)\n",
+            ),
+            Err(msg) => full(StatusCode::BAD_REQUEST, "text/plain", msg),
+        },
         (&Method::POST | &Method::PUT, "/generate") => generate(server, req).await,
+        (&Method::POST, "/v1/completions") => openai::completions(server, req).await,
+        (&Method::POST, "/v1/chat/completions") => openai::chat(server, req).await,
         _ => error(StatusCode::NOT_FOUND, &format!("no route for {path}")),
     };
     Ok(resp)
 }
 
-struct Parsed {
-    rid: String,
-    prompt_tokens: u32,
-    max_new_tokens: u32,
-    stream: bool,
+fn model_info(s: &Server) -> Value {
+    json!({
+        "model_path": s.settings.args.model_path, "served_model_name": s.model,
+        "tokenizer_path": s.settings.args.model_path, "is_generation": true, "preferred_sampling_params": null,
+        "weight_version": "default", "load_format": "dummy", "reasoning_parser": null, "tool_call_parser": null,
+        "disaggregation_mode": "null", "has_image_understanding": false, "has_audio_understanding": false,
+        "model_type": "sglab-sim", "architectures": ["SglabSim"],
+    })
 }
 
-fn parse_generate(body: &[u8], key: u64) -> Result<Parsed, String> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))?;
-    let prompt_tokens = match (v.get("input_ids"), v.get("text")) {
-        (Some(Value::Array(ids)), _) => ids.len() as u32,
-        // No tokenizer: count whitespace-separated words.
-        (_, Some(Value::String(t))) => t.split_whitespace().count().max(1) as u32,
-        _ => return Err("the request needs `text` or `input_ids`".to_owned()),
-    };
+fn server_info(s: &Server) -> Value {
+    let a = &s.settings.args;
+    let p = s.engine.published.lock().expect("published").clone();
+    let sched = s.settings.scheduler.as_ref();
+    let mut v = json!({
+        "model_path": a.model_path, "served_model_name": s.model, "host": a.host, "port": a.port,
+        "tp_size": s.settings.profile.as_ref().map_or(1, |p| p.tp_size), "dp_size": 1, "page_size": 1,
+        "chunked_prefill_size": sched.map_or(-1, |c| c.chunked_prefill_size.map_or(-1, |v| v as i64)),
+        "max_prefill_tokens": sched.map(|c| c.max_prefill_tokens),
+        "max_running_requests": a.max_running_requests,
+        "schedule_policy": a.schedule_policy, "schedule_conservativeness": a.schedule_conservativeness,
+        "disable_radix_cache": a.disable_radix_cache, "enable_metrics": a.enable_metrics,
+        "mem_fraction_static": a.mem_fraction_static, "enable_mixed_chunk": false,
+        "profile": a.profile, "time_scale": a.time_scale,
+        "status": "ready", "version": "0.5.23", "frontend": "sglab-sim",
+        "max_total_num_tokens": p.stats.max_total_num_tokens,
+        "max_req_input_len": s.settings.profile.as_ref().map(|pr| pr.context_len.min(p.stats.max_total_num_tokens).saturating_sub(6)),
+        "sglab_sim_step_lag": {"max_s": p.lag.max, "mean_s": if p.lag.count > 0 { p.lag.sum / p.lag.count as f64 } else { 0.0 },
+                               "count": p.lag.count, "over_1ms": p.lag.over_1ms},
+    });
+    v["internal_states"] = json!([{
+        "effective_max_running_requests_per_dp": p.stats.max_running_requests,
+        "last_gen_throughput": p.stats.gen_throughput,
+        "memory_usage": {"token_capacity": p.stats.max_total_num_tokens},
+        "new_token_ratio": p.stats.new_token_ratio,
+    }]);
+    v
+}
+
+/// The prompt of a request: `input_ids`, or tokenized `text`.
+pub fn prompt_ids(v: &Value, ids_key: &str, text_key: &str) -> Result<Vec<u32>, String> {
+    match (v.get(ids_key), v.get(text_key)) {
+        (Some(Value::Array(ids)), _) => ids
+            .iter()
+            .map(|t| {
+                t.as_u64().and_then(|t| u32::try_from(t).ok()).ok_or("input_ids must be a list of token ids".to_owned())
+            })
+            .collect(),
+        (_, Some(Value::String(t))) => Ok(tokenize(t)),
+        (_, Some(Value::Array(parts))) if parts.iter().all(Value::is_string) => {
+            Err(format!("batched `{text_key}` lists are not supported by sglab sim; send one prompt per request"))
+        }
+        _ => Err(format!("the request needs `{text_key}` or `{ids_key}`")),
+    }
+}
+
+fn parse_generate(v: &Value) -> Result<(Option<String>, SimRequest, bool), String> {
+    let input_ids = prompt_ids(v, "input_ids", "text")?;
     let mut max_new_tokens = DEFAULT_MAX_NEW_TOKENS;
+    let mut ignore_eos = false;
     if let Some(sp) = v.get("sampling_params") {
         let Some(sp) = sp.as_object() else { return Err("sampling_params must be an object".to_owned()) };
         if let Some(k) = sp.keys().find(|k| !SAMPLING_KEYS.contains(&k.as_str())) {
@@ -152,95 +279,23 @@ fn parse_generate(body: &[u8], key: u64) -> Result<Parsed, String> {
                 .and_then(|m| u32::try_from(m).ok())
                 .ok_or("max_new_tokens must be a non-negative integer")?;
         }
+        ignore_eos = sp.get("ignore_eos").and_then(Value::as_bool).unwrap_or(false);
     }
     let stream = v.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let rid = match v.get("rid") {
-        Some(Value::String(s)) => s.clone(),
-        _ => format!("{key:032x}"),
-    };
-    Ok(Parsed { rid, prompt_tokens, max_new_tokens, stream })
+    let rid = v.get("rid").and_then(Value::as_str).map(str::to_owned);
+    Ok((rid, SimRequest { input_ids, max_new_tokens, ignore_eos }, stream))
 }
 
-async fn generate(server: Arc<Server>, req: Request<Incoming>) -> Resp {
-    let received = Instant::now();
-    let body = match req.into_body().collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("cannot read body: {e}")),
-    };
-    let key = server.next_key.fetch_add(1, Ordering::Relaxed);
-    let p = match parse_generate(&body, key) {
-        Ok(p) => p,
-        Err(msg) => return error(StatusCode::BAD_REQUEST, &msg),
-    };
-    if !server.in_flight_rids.lock().expect("rid set").insert(p.rid.clone()) {
-        return error(StatusCode::BAD_REQUEST, &format!("Duplicate request ID {}", p.rid));
-    }
-    let events = server.engine.submit(key, SimRequest { input_len: p.prompt_tokens, max_new_tokens: p.max_new_tokens });
-    let guard = RidGuard { server: server.clone(), rid: p.rid.clone() };
-    let stream = Stream {
-        events,
-        rid: p.rid,
-        prompt_tokens: p.prompt_tokens,
-        received,
-        sent_first: false,
-        done: false,
-        _guard: guard,
-    };
-    if p.stream {
-        Response::builder()
-            .status(StatusCode::OK)
-            .header(header::CONTENT_TYPE, "text/event-stream")
-            .header(header::CACHE_CONTROL, "no-cache")
-            .body(stream.boxed())
-            .expect("valid response")
-    } else {
-        collect(stream).await
-    }
-}
-
-async fn collect(mut s: Stream) -> Resp {
-    let mut last = None;
-    while let Some(ev) = s.events.recv().await {
-        let finished = ev.finished;
-        last = Some(ev);
-        if finished {
-            break;
-        }
-    }
-    match last.filter(|e| e.finished) {
-        Some(ev) => full(StatusCode::OK, "application/json", s.event_json(&ev)),
-        None => error(StatusCode::SERVICE_UNAVAILABLE, "the request was aborted"),
-    }
-}
-
-/// Frees the rid when the response (or the client) goes away.
-struct RidGuard {
-    server: Arc<Server>,
+/// `/generate`'s default (cumulative) event format.
+pub struct Native {
     rid: String,
-}
-
-impl Drop for RidGuard {
-    fn drop(&mut self) {
-        self.server.in_flight_rids.lock().expect("rid set").remove(&self.rid);
-    }
-}
-
-/// A `/generate` response body: SGLang's default (cumulative) SSE events.
-struct Stream {
-    events: mpsc::UnboundedReceiver<TokenEvent>,
-    rid: String,
-    prompt_tokens: u32,
-    received: Instant,
     sent_first: bool,
-    done: bool,
-    _guard: RidGuard,
 }
 
-impl Stream {
-    /// One event's JSON: cumulative `text` and `output_ids`, and `meta_info`.
-    fn event_json(&mut self, ev: &TokenEvent) -> String {
+impl Native {
+    fn json(&mut self, ev: &TokenEvent, t: &Tracker) -> String {
         let n = ev.completion_tokens;
-        let mut s = String::with_capacity(128 + n as usize * 10);
+        let mut s = String::with_capacity(160 + n as usize * 10);
         s.push_str("{\"text\":\"");
         for _ in 0..n {
             s.push_str(TOKEN_TEXT);
@@ -261,46 +316,55 @@ impl Stream {
         }
         let _ = write!(
             s,
-            ",\"prompt_tokens\":{},\"weight_version\":\"default\",\"num_retractions\":0,\"reasoning_tokens\":0,\"completion_tokens\":{n},\"cached_tokens\":{}",
-            self.prompt_tokens, ev.cached_tokens
+            ",\"prompt_tokens\":{},\"weight_version\":\"default\",\"num_retractions\":{},\"reasoning_tokens\":0,\"completion_tokens\":{n},\"cached_tokens\":{}",
+            t.prompt_tokens, ev.retractions, ev.cached_tokens
         );
         if !self.sent_first {
             self.sent_first = true;
-            let ts = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-            let _ = write!(s, ",\"response_sent_to_client_ts\":{ts}");
+            let _ = write!(s, ",\"response_sent_to_client_ts\":{}", unix_now());
         }
         if ev.finished {
-            let _ = write!(s, ",\"e2e_latency\":{}", self.received.elapsed().as_secs_f64());
+            let _ = write!(s, ",\"e2e_latency\":{}", t.e2e_s());
         }
         s.push_str("}}");
         s
     }
 }
 
-impl Body for Stream {
-    type Data = Bytes;
-    type Error = Infallible;
+impl Format for Native {
+    fn event(&mut self, ev: &TokenEvent, t: &Tracker, out: &mut String) {
+        let _ = write!(out, "data: {}\n\n", self.json(ev, t));
+    }
+    fn end(&mut self, _: &TokenEvent, _: &Tracker, out: &mut String) {
+        out.push_str("data: [DONE]\n\n");
+    }
+    fn error(&mut self, msg: &str, out: &mut String) {
+        let m = serde_json::to_string(msg).expect("string serialises");
+        let _ = write!(
+            out,
+            "data: {{\"error\":{{\"message\":{m},\"type\":\"invalid_request_error\",\"code\":400,\"retryable\":false}}}}\n\ndata: [DONE]\n\n"
+        );
+    }
+}
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        if self.done {
-            return Poll::Ready(None);
-        }
-        match self.events.poll_recv(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(ev)) => {
-                let mut chunk = format!("data: {}\n\n", self.event_json(&ev));
-                if ev.finished {
-                    chunk.push_str("data: [DONE]\n\n");
-                    self.done = true;
-                }
-                Poll::Ready(Some(Ok(Frame::data(Bytes::from(chunk)))))
-            }
-            // The engine went away before the request finished.
-            Poll::Ready(None) => {
-                self.done = true;
-                let err = "data: {\"error\":{\"message\":\"request aborted\",\"type\":\"invalid_request_error\",\"code\":503,\"retryable\":true}}\n\ndata: [DONE]\n\n";
-                Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(err.as_bytes())))))
-            }
-        }
+async fn generate(server: Arc<Server>, req: Request<Incoming>) -> Resp {
+    let v = match json_body(req).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let (rid, sim_req, stream) = match parse_generate(&v) {
+        Ok(p) => p,
+        Err(msg) => return error(StatusCode::BAD_REQUEST, &msg),
+    };
+    let events = match server.start(rid, sim_req, |rid| Native { rid: rid.to_owned(), sent_first: false }).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if stream {
+        return sse(events);
+    }
+    match events.collect().await {
+        Ok((ev, tracker, mut fmt)) => full(StatusCode::OK, "application/json", fmt.json(&ev, &tracker)),
+        Err(msg) => error(StatusCode::INTERNAL_SERVER_ERROR, &msg),
     }
 }

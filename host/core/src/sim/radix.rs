@@ -1,0 +1,257 @@
+//! A radix (compressed prefix) tree over token ids with lock counts and LRU
+//! eviction of unlocked leaves: SGLang's prefix cache at page size 1.
+//!
+//! Follows SGLang 0.5.23 `python/sglang/srt/mem_cache/radix_cache.py`
+//! (`match_prefix`, `insert`, `inc_lock_ref`/`dec_lock_ref`, `evict`): a match
+//! splits a node where it ends inside an edge and refreshes access times;
+//! locks walk to the root and move tokens between "evictable" and
+//! "protected"; eviction pops the least recently used unlocked leaf, and
+//! pushes its parent once that becomes an unlocked leaf.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+/// A node handle.
+pub type NodeId = usize;
+
+/// The root (always present, never evicted).
+pub const ROOT: NodeId = 0;
+
+#[derive(Debug, Clone)]
+struct Node {
+    key: Vec<u32>,
+    children: HashMap<u32, NodeId>,
+    parent: NodeId,
+    lock: u32,
+    last_access: u64,
+    live: bool,
+}
+
+/// The prefix cache. Sizes are in tokens (one KV slot each).
+#[derive(Debug, Clone)]
+pub struct RadixCache {
+    nodes: Vec<Node>,
+    free_ids: Vec<NodeId>,
+    clock: u64,
+    total: u64,
+    evictable: u64,
+}
+
+impl Default for RadixCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RadixCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        let root =
+            Node { key: Vec::new(), children: HashMap::new(), parent: ROOT, lock: 1, last_access: 0, live: true };
+        Self { nodes: vec![root], free_ids: Vec::new(), clock: 0, total: 0, evictable: 0 }
+    }
+
+    /// Tokens held by the tree.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Tokens in nodes no request holds (reclaimable on demand).
+    pub fn evictable(&self) -> u64 {
+        self.evictable
+    }
+
+    fn tick(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
+    }
+
+    fn alloc(&mut self, node: Node) -> NodeId {
+        match self.free_ids.pop() {
+            Some(id) => {
+                self.nodes[id] = node;
+                id
+            }
+            None => {
+                self.nodes.push(node);
+                self.nodes.len() - 1
+            }
+        }
+    }
+
+    /// Splits `id` after `at` tokens of its edge; returns the new upper node.
+    fn split(&mut self, id: NodeId, at: usize) -> NodeId {
+        let parent = self.nodes[id].parent;
+        let upper_key = self.nodes[id].key[..at].to_vec();
+        let lower_key = self.nodes[id].key[at..].to_vec();
+        let upper = self.alloc(Node {
+            key: upper_key.clone(),
+            children: HashMap::new(),
+            parent,
+            lock: self.nodes[id].lock,
+            last_access: self.nodes[id].last_access,
+            live: true,
+        });
+        self.nodes[upper].children.insert(lower_key[0], id);
+        self.nodes[parent].children.insert(upper_key[0], upper);
+        self.nodes[id].key = lower_key;
+        self.nodes[id].parent = upper;
+        upper
+    }
+
+    /// The longest cached prefix of `tokens`, at most `limit` tokens: its
+    /// length and the node where it ends. Refreshes the path's access time.
+    pub fn match_prefix(&mut self, tokens: &[u32], limit: usize) -> (usize, NodeId) {
+        let tokens = &tokens[..tokens.len().min(limit)];
+        let now = self.tick();
+        let mut node = ROOT;
+        let mut matched = 0;
+        while matched < tokens.len() {
+            let Some(&child) = self.nodes[node].children.get(&tokens[matched]) else { break };
+            let key = &self.nodes[child].key;
+            let common = key.iter().zip(&tokens[matched..]).take_while(|(a, b)| a == b).count();
+            if common < key.len() {
+                let upper = self.split(child, common);
+                self.nodes[upper].last_access = now;
+                return (matched + common, upper);
+            }
+            matched += common;
+            node = child;
+            self.nodes[node].last_access = now;
+        }
+        (matched, node)
+    }
+
+    /// Inserts `tokens`; returns (tokens that were already cached, the node
+    /// where the sequence ends). New tokens are unlocked (evictable).
+    pub fn insert(&mut self, tokens: &[u32]) -> (usize, NodeId) {
+        let (matched, node) = self.match_prefix(tokens, tokens.len());
+        if matched == tokens.len() {
+            return (matched, node);
+        }
+        let now = self.clock;
+        let key = tokens[matched..].to_vec();
+        let len = key.len() as u64;
+        let first = key[0];
+        let leaf =
+            self.alloc(Node { key, children: HashMap::new(), parent: node, lock: 0, last_access: now, live: true });
+        self.nodes[node].children.insert(first, leaf);
+        self.total += len;
+        self.evictable += len;
+        (matched, leaf)
+    }
+
+    /// Protects the path from `node` to the root from eviction.
+    pub fn lock(&mut self, mut node: NodeId) {
+        while node != ROOT {
+            let n = &mut self.nodes[node];
+            if n.lock == 0 {
+                self.evictable -= n.key.len() as u64;
+            }
+            n.lock += 1;
+            node = n.parent;
+        }
+    }
+
+    /// Releases one lock on the path from `node` to the root.
+    pub fn unlock(&mut self, mut node: NodeId) {
+        while node != ROOT {
+            let n = &mut self.nodes[node];
+            debug_assert!(n.lock > 0, "unlock of an unlocked node");
+            n.lock -= 1;
+            if n.lock == 0 {
+                self.evictable += n.key.len() as u64;
+            }
+            node = n.parent;
+        }
+    }
+
+    /// Evicts least-recently-used unlocked leaves until at least `want`
+    /// tokens are freed or nothing is evictable. Returns tokens freed.
+    pub fn evict(&mut self, want: u64) -> u64 {
+        if want == 0 || self.evictable == 0 {
+            return 0;
+        }
+        let mut heap: BinaryHeap<Reverse<(u64, NodeId)>> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(id, n)| *id != ROOT && n.live && n.lock == 0 && n.children.is_empty())
+            .map(|(id, n)| Reverse((n.last_access, id)))
+            .collect();
+        let mut freed = 0;
+        while freed < want {
+            let Some(Reverse((_, id))) = heap.pop() else { break };
+            let (parent, first, len) = {
+                let n = &self.nodes[id];
+                (n.parent, n.key[0], n.key.len() as u64)
+            };
+            self.nodes[parent].children.remove(&first);
+            self.nodes[id].live = false;
+            self.nodes[id].key = Vec::new();
+            self.free_ids.push(id);
+            self.total -= len;
+            self.evictable -= len;
+            freed += len;
+            let p = &self.nodes[parent];
+            if parent != ROOT && p.lock == 0 && p.children.is_empty() {
+                heap.push(Reverse((p.last_access, parent)));
+            }
+        }
+        freed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn match_insert_split_and_share() {
+        let mut c = RadixCache::new();
+        assert_eq!(c.insert(&[1, 2, 3, 4]).0, 0);
+        assert_eq!(c.total(), 4);
+        // A sibling sharing [1, 2] splits the edge and adds only [9, 9].
+        assert_eq!(c.insert(&[1, 2, 9, 9]).0, 2);
+        assert_eq!(c.total(), 6);
+        assert_eq!(c.match_prefix(&[1, 2, 3, 4, 5], usize::MAX).0, 4);
+        assert_eq!(c.match_prefix(&[1, 2, 3, 4], 3).0, 3, "limit caps the match");
+        assert_eq!(c.match_prefix(&[7], usize::MAX).0, 0);
+        assert_eq!(c.evictable(), 6);
+    }
+
+    #[test]
+    fn locks_protect_and_lru_evicts_leaves_first() {
+        let mut c = RadixCache::new();
+        let (_, a) = c.insert(&[1, 2, 3]);
+        c.insert(&[5, 6]);
+        c.insert(&[7, 8, 9, 10]);
+        c.lock(a);
+        assert_eq!((c.total(), c.evictable()), (9, 6));
+        // Touch [7..] so [5, 6] is the least recently used.
+        c.match_prefix(&[7, 8], usize::MAX);
+        assert_eq!(c.evict(1), 2);
+        assert_eq!(c.match_prefix(&[5, 6], usize::MAX).0, 0);
+        assert_eq!(c.match_prefix(&[7, 8, 9, 10], usize::MAX).0, 4);
+        // Locked [1, 2, 3] survives a request for everything.
+        assert_eq!(c.evict(100), 4);
+        assert_eq!((c.total(), c.evictable()), (3, 0));
+        c.unlock(a);
+        assert_eq!(c.evictable(), 3);
+        assert_eq!(c.evict(100), 3);
+        assert_eq!(c.total(), 0);
+    }
+
+    #[test]
+    fn evicting_a_leaf_exposes_its_parent() {
+        let mut c = RadixCache::new();
+        c.insert(&[1, 2, 3, 4]);
+        c.insert(&[1, 2, 5]);
+        // Tree: [1,2] -> {[3,4], [5]}. Evicting 3 tokens takes both leaves,
+        // then the parent becomes a leaf and goes too if needed.
+        assert_eq!(c.evict(3), 3);
+        assert_eq!(c.total(), 2);
+        assert_eq!(c.evict(1), 2);
+        assert_eq!(c.total(), 0);
+    }
+}

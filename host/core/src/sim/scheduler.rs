@@ -1,0 +1,849 @@
+//! A discrete copy of SGLang 0.5.23's scheduler, timed by the cost model.
+//!
+//! Rules and where they come from (SGLang 0.5.23, `python/sglang/srt/`):
+//! - Step order — merge the last prefill into the running batch, try a
+//!   prefill batch, else decode ("prefill first"): `managers/scheduler.py`
+//!   `get_next_batch_to_run`, `event_loop_overlap`.
+//! - Prefill admission with head-of-line blocking, the three budgets
+//!   (KV tokens with reservations, `max_prefill_tokens`,
+//!   `chunked_prefill_size`), at most one chunked request, the continuing
+//!   chunk first, `max_running_requests` slots, `batch_is_full`:
+//!   `managers/scheduler.py` `_get_new_batch_prefill_raw`,
+//!   `managers/schedule_policy.py` `PrefillAdder`, `mem_cache/prefill_budget.py`.
+//! - Reservations `min(max_new - out, 4096) × (ignore_eos ? 1 : new_token_ratio)`
+//!   for running requests, full clipped `max_new` for new ones:
+//!   `schedule_policy.py` `PrefillAdder.__init__`, `add_one_req`.
+//! - `new_token_ratio` init/min/decay/reset: `managers/scheduler_components/new_token_ratio_tracker.py`.
+//! - Decode memory check and retraction (fewest outputs first, then longest
+//!   prompt; back to the queue tail; re-prefill minus the cached prefix; 20
+//!   tokens per remaining request evicted; ratio re-estimated):
+//!   `managers/schedule_batch.py` `check_decode_mem`, `retract_decode`.
+//! - Prefix cache: match capped at len-1, prompt inserted and locked after
+//!   prefill (and between chunks), prompt+output inserted and unlocked at
+//!   finish, LRU eviction on demand: `mem_cache/radix_cache.py`, `mem_cache/common.py`.
+//! - Policies fcfs, lof, random, lpm (FCFS above 128 waiting):
+//!   `managers/schedule_policy.py` `SchedulePolicy.calc_priority`.
+//! - `max_new_tokens` clamping and the input-length limit:
+//!   `managers/scheduler.py` `init_req_max_new_tokens`.
+//!
+//! Not modelled: the overlap scheduler's one-step lag (tokens are emitted at
+//! the end of the step that computes them), mixed chunks, in-batch prefix
+//! dedup of `lpm`, priority scheduling, EOS sampling (every request runs to
+//! `max_new_tokens`), speculative decoding, DP attention.
+
+use std::collections::{HashMap, VecDeque};
+
+use super::cost::{Profile, StepShape};
+use super::radix::{NodeId, ROOT, RadixCache};
+use super::{Engine, EngineStats, SimRequest, TokenEvent};
+use crate::Nanos;
+use crate::rng::Rng;
+
+/// Reservations clip `max_new_tokens` to this (SGLang `CLIP_MAX_NEW_TOKENS`).
+const CLIP_MAX_NEW_TOKENS: u64 = 4096;
+/// Tokens evicted per remaining request on retraction (`SGLANG_RETRACT_DECODE_STEPS`).
+const RETRACT_DECODE_STEPS: u64 = 20;
+/// LPM falls back to FCFS above this many waiting requests.
+const LPM_FALLBACK_QUEUE: usize = 128;
+/// Decode steps per `gen_throughput` window (`--decode-log-interval`).
+const DECODE_LOG_INTERVAL: u64 = 40;
+
+/// Waiting-queue order (`--schedule-policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Arrival order; retracted requests at the tail.
+    Fcfs,
+    /// Longest cached prefix first (FCFS above 128 waiting).
+    Lpm,
+    /// Shuffled on every admission attempt.
+    Random,
+    /// Longest output (`max_new_tokens`) first.
+    Lof,
+}
+
+impl Policy {
+    /// Parses a `--schedule-policy` value.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "fcfs" => Self::Fcfs,
+            "lpm" => Self::Lpm,
+            "random" => Self::Random,
+            "lof" => Self::Lof,
+            _ => return None,
+        })
+    }
+}
+
+/// Scheduler settings (SGLang `ServerArgs` names).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchedulerConfig {
+    /// KV pool capacity in tokens (`max_total_num_tokens`).
+    pub max_total_tokens: u64,
+    /// Running + newly admitted requests at most.
+    pub max_running_requests: u64,
+    /// Prefill tokens per step per chunk; None disables chunking.
+    pub chunked_prefill_size: Option<u64>,
+    /// Prefill tokens per step.
+    pub max_prefill_tokens: u64,
+    /// Queue order.
+    pub policy: Policy,
+    /// Scales the initial new-token ratio (default 1.0).
+    pub schedule_conservativeness: f64,
+    /// No prefix cache: nothing is shared, KV is freed at finish.
+    pub disable_radix_cache: bool,
+    /// Model context length (caps request length).
+    pub context_len: u64,
+    /// Delay before a submitted request reaches the scheduler.
+    pub ingest_ns: Nanos,
+    /// Seed for the `random` policy.
+    pub seed: u64,
+}
+
+impl SchedulerConfig {
+    /// SGLang's defaults for `profile` (automatic memory fraction).
+    pub fn for_profile(p: &Profile) -> Self {
+        let cap = p.kv_capacity(p.auto_mem_fraction(p.chunked_prefill_size));
+        Self {
+            max_total_tokens: cap,
+            max_running_requests: p.default_max_running(cap),
+            chunked_prefill_size: Some(p.chunked_prefill_size),
+            max_prefill_tokens: p.max_prefill_tokens,
+            policy: Policy::Fcfs,
+            schedule_conservativeness: 1.0,
+            disable_radix_cache: false,
+            context_len: p.context_len,
+            ingest_ns: (p.ingest_ms * 1e6).round() as Nanos,
+            seed: 0,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Req {
+    key: u64,
+    /// Prompt followed by the tokens generated so far (`fill_ids`).
+    tokens: Vec<u32>,
+    input_len: usize,
+    max_new: u64,
+    ignore_eos: bool,
+    /// Leading tokens of `tokens` whose KV exists.
+    kv_len: usize,
+    /// KV slots held privately (not in the tree).
+    private: u64,
+    /// The tree node this request locks, if any.
+    lock: Option<NodeId>,
+    cached_tokens: u32,
+    admitted: bool,
+    retractions: u32,
+    cancelled: bool,
+}
+
+impl Req {
+    fn out_len(&self) -> u64 {
+        (self.tokens.len() - self.input_len) as u64
+    }
+    fn remaining_new(&self) -> u64 {
+        self.max_new.saturating_sub(self.out_len()).min(CLIP_MAX_NEW_TOKENS)
+    }
+}
+
+#[derive(Debug)]
+enum Batch {
+    /// (request, extend tokens) per admitted request.
+    Prefill(Vec<(usize, u64)>),
+    Decode(Vec<usize>),
+}
+
+/// SGLang's scheduler over a simulated GPU. See the module docs.
+#[derive(Debug)]
+pub struct SglangEngine {
+    cfg: SchedulerConfig,
+    profile: Profile,
+    slots: Vec<Option<Req>>,
+    free_slots: Vec<usize>,
+    by_key: HashMap<u64, usize>,
+    arrivals: VecDeque<(Nanos, usize)>,
+    waiting: Vec<usize>,
+    running: Vec<usize>,
+    chunked: Option<usize>,
+    batch_is_full: bool,
+    radix: RadixCache,
+    private_total: u64,
+    ratio: f64,
+    ratio_init: f64,
+    ratio_min: f64,
+    ratio_decay: f64,
+    step: Option<(Nanos, Batch)>,
+    free_at: Nanos,
+    pending_events: Vec<TokenEvent>,
+    rng: Rng,
+    stats: EngineStats,
+    window: (Nanos, u64, u64),
+    log: Option<Vec<StepLog>>,
+}
+
+/// One forward pass, as SGLang's "Prefill batch" / "Decode batch" log lines
+/// describe it (recorded only after [`SglangEngine::record_steps`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepLog {
+    /// Start time.
+    pub start: Nanos,
+    /// End time.
+    pub end: Nanos,
+    /// Requests in a prefill batch (0 for decode).
+    pub prefill_reqs: u32,
+    /// Extend tokens computed (prefill).
+    pub extend_tokens: u64,
+    /// Decode batch size (0 for prefill).
+    pub decode_seqs: u32,
+}
+
+impl SglangEngine {
+    /// An idle engine.
+    pub fn new(cfg: SchedulerConfig, profile: Profile) -> Self {
+        let ratio_init = (0.7 * cfg.schedule_conservativeness).min(1.0);
+        let ratio_min = (ratio_init * 0.14).min(1.0);
+        let stats = EngineStats {
+            max_total_num_tokens: cfg.max_total_tokens,
+            max_running_requests: cfg.max_running_requests,
+            new_token_ratio: ratio_init,
+            ..EngineStats::default()
+        };
+        Self {
+            rng: Rng::new(cfg.seed, 0x51A),
+            cfg,
+            profile,
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            by_key: HashMap::new(),
+            arrivals: VecDeque::new(),
+            waiting: Vec::new(),
+            running: Vec::new(),
+            chunked: None,
+            batch_is_full: false,
+            radix: RadixCache::new(),
+            private_total: 0,
+            ratio: ratio_init,
+            ratio_init,
+            ratio_min,
+            ratio_decay: (ratio_init - ratio_min) / 600.0,
+            step: None,
+            free_at: 0,
+            pending_events: Vec::new(),
+            stats,
+            window: (0, 0, 0),
+            log: None,
+        }
+    }
+
+    /// Starts recording every step (see [`SglangEngine::take_steps`]).
+    pub fn record_steps(&mut self) {
+        self.log.get_or_insert_with(Vec::new);
+    }
+
+    /// The steps recorded since the last call.
+    pub fn take_steps(&mut self) -> Vec<StepLog> {
+        self.log.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// The scheduler settings.
+    pub fn config(&self) -> &SchedulerConfig {
+        &self.cfg
+    }
+
+    fn req(&self, i: usize) -> &Req {
+        self.slots[i].as_ref().expect("live request")
+    }
+
+    fn req_mut(&mut self, i: usize) -> &mut Req {
+        self.slots[i].as_mut().expect("live request")
+    }
+
+    fn free(&self) -> u64 {
+        self.cfg.max_total_tokens.saturating_sub(self.radix.total() + self.private_total)
+    }
+
+    fn available(&self) -> u64 {
+        self.free() + self.radix.evictable()
+    }
+
+    /// Takes `n` KV slots for request `i`, evicting cache if needed.
+    fn alloc(&mut self, i: usize, n: u64) -> bool {
+        let free = self.free();
+        if free < n {
+            self.radix.evict(n - free);
+        }
+        if self.free() < n {
+            return false;
+        }
+        self.private_total += n;
+        self.req_mut(i).private += n;
+        true
+    }
+
+    fn set_lock(&mut self, i: usize, node: Option<NodeId>) {
+        if let Some(n) = node {
+            self.radix.lock(n);
+        }
+        if let Some(old) = std::mem::replace(&mut self.req_mut(i).lock, node) {
+            self.radix.unlock(old);
+        }
+    }
+
+    /// Puts the request's computed KV into the tree (locked by it) and
+    /// releases its private slots (duplicates are freed).
+    fn checkpoint(&mut self, i: usize) {
+        let (kv_len, private) = (self.req(i).kv_len, self.req(i).private);
+        self.private_total -= private;
+        self.req_mut(i).private = 0;
+        if self.cfg.disable_radix_cache {
+            // Without a tree the KV stays private.
+            self.private_total += private;
+            self.req_mut(i).private = private;
+            return;
+        }
+        let tokens = self.req(i).tokens[..kv_len].to_vec();
+        let (_, node) = self.radix.insert(&tokens);
+        self.set_lock(i, Some(node));
+    }
+
+    /// A finished, aborted or cancelled request gives back everything;
+    /// its KV stays in the tree as evictable cache.
+    fn release(&mut self, i: usize, insert: bool) {
+        if insert && !self.cfg.disable_radix_cache {
+            self.checkpoint(i);
+        }
+        self.private_total -= self.req(i).private;
+        self.set_lock(i, None);
+        let r = self.slots[i].take().expect("live request");
+        self.by_key.remove(&r.key);
+        self.free_slots.push(i);
+        self.batch_is_full = false;
+    }
+
+    fn event(&self, i: usize, finished: bool) -> TokenEvent {
+        let r = self.req(i);
+        TokenEvent {
+            key: r.key,
+            completion_tokens: r.out_len() as u32,
+            cached_tokens: r.cached_tokens,
+            retractions: r.retractions,
+            finished,
+            error: None,
+        }
+    }
+
+    fn abort(&mut self, i: usize, msg: &str, out: &mut Vec<TokenEvent>) {
+        let mut ev = self.event(i, true);
+        ev.error = Some(msg.to_owned());
+        out.push(ev);
+        self.release(i, false);
+    }
+
+    fn order_waiting(&mut self) {
+        match self.cfg.policy {
+            Policy::Fcfs => {}
+            Policy::Lof => {
+                let mut w = std::mem::take(&mut self.waiting);
+                w.sort_by_key(|&i| std::cmp::Reverse(self.req(i).max_new));
+                self.waiting = w;
+            }
+            Policy::Random => {
+                for k in (1..self.waiting.len()).rev() {
+                    let j = self.rng.range_inclusive(0, k as u64) as usize;
+                    self.waiting.swap(k, j);
+                }
+            }
+            Policy::Lpm => {
+                if self.waiting.len() > LPM_FALLBACK_QUEUE || self.cfg.disable_radix_cache {
+                    return;
+                }
+                let mut w = std::mem::take(&mut self.waiting);
+                let mut keyed: Vec<(usize, usize)> = w
+                    .iter()
+                    .map(|&i| {
+                        let t = &self.slots[i].as_ref().expect("live request").tokens;
+                        (self.radix.match_prefix(t, t.len().saturating_sub(1)).0, i)
+                    })
+                    .collect();
+                keyed.sort_by_key(|&(m, _)| std::cmp::Reverse(m));
+                w.clear();
+                w.extend(keyed.into_iter().map(|(_, i)| i));
+                self.waiting = w;
+            }
+        }
+    }
+
+    /// `_get_new_batch_prefill_raw` + `PrefillAdder`.
+    fn try_prefill(&mut self) -> Option<Vec<(usize, u64)>> {
+        if (self.batch_is_full || self.waiting.is_empty()) && self.chunked.is_none() {
+            return None;
+        }
+        if self.running.len() as u64 >= self.cfg.max_running_requests && self.chunked.is_none() {
+            self.batch_is_full = true;
+            return None;
+        }
+        self.order_waiting();
+        let mut offset: f64 = self
+            .running
+            .iter()
+            .map(|&i| {
+                let r = self.req(i);
+                r.remaining_new() as f64 * if r.ignore_eos { 1.0 } else { self.ratio }
+            })
+            .sum();
+        let rem_total = |s: &Self, offset: f64| s.available() as f64 - offset;
+        let mut rem_input = self.cfg.max_prefill_tokens as i64;
+        let mut rem_chunk = self.cfg.chunked_prefill_size.map(|c| c as i64);
+        let mut admitted: Vec<(usize, u64)> = Vec::new();
+
+        if let Some(c) = self.chunked {
+            let r = self.req(c);
+            let remaining = (r.tokens.len() - r.kv_len) as i64;
+            let chunk = rem_chunk.unwrap_or(i64::MAX);
+            let total = rem_total(self, offset);
+            let mut e = remaining.min(chunk).min(if total > 0.0 { total as i64 } else { chunk });
+            if e <= 0 {
+                e = chunk;
+            }
+            let last = e >= remaining;
+            let e = e.min(remaining);
+            offset += e as f64 + if last { 1.0 + r.remaining_new() as f64 } else { 0.0 };
+            rem_input -= e;
+            rem_chunk = rem_chunk.map(|c| c - e);
+            admitted.push((c, e as u64));
+            if last {
+                self.chunked = None;
+            }
+        }
+
+        let mut new_chunked = None;
+        let mut i = 0;
+        while i < self.waiting.len() && new_chunked.is_none() && self.chunked.is_none() {
+            if rem_input <= 0 || rem_chunk.is_some_and(|c| c <= 0) || rem_total(self, offset) <= 0.0 {
+                break;
+            }
+            if (self.running.len() + admitted.len()) as u64 >= self.cfg.max_running_requests {
+                self.batch_is_full = true;
+                break;
+            }
+            let idx = self.waiting[i];
+            let (prefix, node) = if self.cfg.disable_radix_cache {
+                (0, ROOT)
+            } else {
+                let t = &self.slots[idx].as_ref().expect("live request").tokens;
+                self.radix.match_prefix(t, t.len() - 1)
+            };
+            let r = self.req(idx);
+            let mut ext = (r.tokens.len() - prefix) as i64;
+            let reserve = r.remaining_new() as f64;
+            // The matched prefix is locked while checking, so it no longer counts as evictable.
+            self.radix.lock(node);
+            let need = ext as f64 + reserve + 1.0;
+            if need >= rem_total(self, offset) {
+                self.radix.unlock(node);
+                if !admitted.is_empty() || !self.running.is_empty() {
+                    self.batch_is_full = true;
+                }
+                break;
+            }
+            if rem_chunk.is_none() && !admitted.is_empty() && ext >= rem_input {
+                self.radix.unlock(node);
+                break;
+            }
+            let mut reserve_now = reserve;
+            if let Some(c) = rem_chunk
+                && ext > c
+            {
+                ext = c;
+                reserve_now = 0.0;
+                new_chunked = Some(idx);
+            }
+            let r = self.req_mut(idx);
+            r.kv_len = prefix;
+            if !r.admitted {
+                r.admitted = true;
+                r.cached_tokens = prefix as u32;
+            }
+            let old = r.lock.replace(node);
+            if let Some(old) = old {
+                self.radix.unlock(old);
+            }
+            offset += ext as f64 + 1.0 + reserve_now;
+            rem_input -= ext;
+            rem_chunk = rem_chunk.map(|c| c - ext);
+            admitted.push((idx, ext as u64));
+            self.stats.cached_tokens_total += prefix as u64;
+            i += 1;
+        }
+        if admitted.is_empty() {
+            return None;
+        }
+        let mut taken = vec![false; self.slots.len()];
+        for &(i, _) in &admitted {
+            taken[i] = true;
+        }
+        self.waiting.retain(|&i| !taken[i]);
+        if new_chunked.is_some() {
+            self.chunked = new_chunked;
+        }
+        // Allocate the extend tokens (evicting cache as needed).
+        let mut batch = Vec::with_capacity(admitted.len());
+        for (idx, ext) in admitted {
+            if self.alloc(idx, ext) {
+                batch.push((idx, ext));
+            } else {
+                // Budget accounting guarantees room; abort rather than corrupt state.
+                let msg = "KV cache exhausted during prefill allocation";
+                if self.chunked == Some(idx) {
+                    self.chunked = None;
+                }
+                let mut ev = Vec::new();
+                self.abort(idx, msg, &mut ev);
+                self.pending_events.append(&mut ev);
+            }
+        }
+        let (cached, computed) =
+            batch.iter().fold((0u64, 0u64), |(c, e), &(i, ext)| (c + self.req(i).kv_len as u64, e + ext));
+        if cached + computed > 0 {
+            self.stats.cache_hit_rate = cached as f64 / (cached + computed) as f64;
+        }
+        Some(batch)
+    }
+
+    /// `update_running_batch`: memory check, retraction, allocation.
+    fn prepare_decode(&mut self, out: &mut Vec<TokenEvent>) -> Option<Vec<usize>> {
+        if self.running.is_empty() {
+            return None;
+        }
+        let need = self.running.len() as u64;
+        if self.available() < need {
+            // Victims: fewest generated tokens first, then longest prompt.
+            let mut order = std::mem::take(&mut self.running);
+            order.sort_by(|&a, &b| {
+                let (ra, rb) = (self.req(a), self.req(b));
+                rb.out_len().cmp(&ra.out_len()).then(ra.input_len.cmp(&rb.input_len))
+            });
+            while self.available() < order.len() as u64 && order.len() > 1 {
+                let v = order.pop().expect("more than one");
+                self.retract(v, order.len() as u64);
+            }
+            self.running = order;
+            let (done, max): (u64, u64) = self.running.iter().fold((0, 0), |(d, m), &i| {
+                let r = self.req(i);
+                (d + r.out_len(), m + r.max_new)
+            });
+            self.ratio = ((done + RETRACT_DECODE_STEPS * self.running.len() as u64) as f64 / (max + 1) as f64).min(1.0);
+            self.batch_is_full = false;
+            if self.available() < self.running.len() as u64 {
+                let last = self.running.pop().expect("one left");
+                self.abort(last, "KV cache is full even for one request (out of memory)", out);
+                return None;
+            }
+        } else {
+            self.ratio = (self.ratio - self.ratio_decay).max(self.ratio_min);
+        }
+        let running = self.running.clone();
+        for &i in &running {
+            let ok = self.alloc(i, 1);
+            debug_assert!(ok, "decode allocation checked above");
+        }
+        Some(running)
+    }
+
+    fn retract(&mut self, v: usize, remaining: u64) {
+        self.private_total -= self.req(v).private;
+        self.set_lock(v, None);
+        let r = self.req_mut(v);
+        r.private = 0;
+        r.kv_len = 0;
+        r.retractions += 1;
+        self.radix.evict(RETRACT_DECODE_STEPS * remaining);
+        self.waiting.push(v);
+        self.stats.retracted_total += 1;
+    }
+
+    fn shape(&self, batch: &Batch) -> StepShape {
+        match batch {
+            Batch::Prefill(items) => {
+                let mut s = StepShape::default();
+                for &(i, ext) in items {
+                    let p = self.req(i).kv_len as f64;
+                    s.extend_tokens += ext;
+                    s.prefill_pairs += ext as f64 * (p + (ext as f64 + 1.0) / 2.0);
+                }
+                s
+            }
+            Batch::Decode(items) => StepShape {
+                decode_seqs: items.len() as u32,
+                decode_kv_tokens: items.iter().map(|&i| self.req(i).kv_len as u64 + 1).sum(),
+                ..StepShape::default()
+            },
+        }
+    }
+
+    /// Applies a finished step's results.
+    fn commit(&mut self, end: Nanos, batch: Batch, out: &mut Vec<TokenEvent>) {
+        self.stats.steps_total += 1;
+        match batch {
+            Batch::Prefill(items) => {
+                for (i, ext) in items {
+                    if self.req(i).cancelled {
+                        if self.chunked == Some(i) {
+                            self.chunked = None;
+                        }
+                        self.release(i, false);
+                        continue;
+                    }
+                    let r = self.req_mut(i);
+                    r.kv_len += ext as usize;
+                    let complete = r.kv_len >= r.tokens.len();
+                    self.checkpoint(i);
+                    if complete && !self.emit_token(i, out) {
+                        self.running.push(i);
+                    }
+                }
+            }
+            Batch::Decode(items) => {
+                let mut still = Vec::with_capacity(items.len());
+                for i in items {
+                    if self.req(i).cancelled {
+                        self.release(i, false);
+                        continue;
+                    }
+                    self.req_mut(i).kv_len += 1;
+                    if !self.emit_token(i, out) {
+                        still.push(i);
+                    }
+                }
+                // Prefills never run while a decode step is in flight, so
+                // `running` was exactly this batch.
+                self.running = still;
+                self.window.1 += 1;
+                if self.window.1 >= DECODE_LOG_INTERVAL {
+                    let secs = (end - self.window.0) as f64 / 1e9;
+                    self.stats.gen_throughput = if secs > 0.0 { self.window.2 as f64 / secs } else { 0.0 };
+                    self.window = (end, 0, 0);
+                }
+            }
+        }
+    }
+
+    /// Appends one synthetic output token.
+    fn generate(&mut self, i: usize) {
+        let r = self.req_mut(i);
+        let t = (r.key.wrapping_mul(0x9E37_79B9).wrapping_add(r.tokens.len() as u64) % 50_000) as u32 + 100_000;
+        r.tokens.push(t);
+        self.stats.generation_tokens_total += 1;
+        self.window.2 += 1;
+    }
+
+    /// Generates and emits one token; returns true if that finished the
+    /// request (which is then released).
+    fn emit_token(&mut self, i: usize, out: &mut Vec<TokenEvent>) -> bool {
+        self.generate(i);
+        let r = self.req(i);
+        let finished = r.out_len() >= r.max_new;
+        out.push(self.event(i, finished));
+        if finished {
+            self.stats.num_requests_total += 1;
+            self.stats.prompt_tokens_total += self.req(i).input_len as u64;
+            self.release(i, true);
+        }
+        finished
+    }
+
+    fn refresh_stats(&mut self) {
+        let used = self.cfg.max_total_tokens - self.free() - self.radix.evictable();
+        let waiting_tokens =
+            self.waiting.iter().map(|&i| self.slots[i].as_ref().map_or(0, |r| r.tokens.len() as u64)).sum();
+        let s = &mut self.stats;
+        s.num_running_reqs = self.running.len() as u64 + self.chunked.is_some() as u64;
+        s.num_queue_reqs = self.waiting.len() as u64 + self.arrivals.len() as u64;
+        s.evictable_tokens = self.radix.evictable();
+        s.num_used_tokens = used;
+        s.new_token_ratio = self.ratio;
+        s.waiting_uncached_tokens = waiting_tokens;
+    }
+}
+
+impl Engine for SglangEngine {
+    fn submit(&mut self, now: Nanos, key: u64, req: SimRequest) {
+        let max_req_len = (self.cfg.context_len - 1).min(self.cfg.max_total_tokens.saturating_sub(1));
+        let input_len = req.input_ids.len() as u64;
+        if input_len == 0 || input_len + 5 > max_req_len {
+            self.pending_events.push(TokenEvent::abort(
+                key,
+                format!(
+                    "The input ({input_len} tokens) is longer than the model's context length ({max_req_len} tokens)."
+                ),
+            ));
+            return;
+        }
+        let max_new = (req.max_new_tokens as u64).min(max_req_len - input_len - 1);
+        let r = Req {
+            key,
+            input_len: req.input_ids.len(),
+            tokens: req.input_ids,
+            max_new,
+            ignore_eos: req.ignore_eos,
+            kv_len: 0,
+            private: 0,
+            lock: None,
+            cached_tokens: 0,
+            admitted: false,
+            retractions: 0,
+            cancelled: false,
+        };
+        let slot = match self.free_slots.pop() {
+            Some(s) => {
+                self.slots[s] = Some(r);
+                s
+            }
+            None => {
+                self.slots.push(Some(r));
+                self.slots.len() - 1
+            }
+        };
+        self.by_key.insert(key, slot);
+        if max_new == 0 {
+            // Nothing to generate: answer at once.
+            let ev = self.event(slot, true);
+            self.pending_events.push(ev);
+            self.release(slot, false);
+            return;
+        }
+        self.arrivals.push_back((now + self.cfg.ingest_ns, slot));
+    }
+
+    fn cancel(&mut self, key: u64) {
+        let Some(&i) = self.by_key.get(&key) else { return };
+        if let Some(pos) = self.arrivals.iter().position(|&(_, s)| s == i) {
+            self.arrivals.remove(pos);
+            self.release(i, false);
+        } else if let Some(pos) = self.waiting.iter().position(|&s| s == i) {
+            self.waiting.remove(pos);
+            self.release(i, false);
+        } else {
+            // Running, chunked, or in the current step: dropped at the next commit or step.
+            self.req_mut(i).cancelled = true;
+            if self.step.is_none() {
+                self.running.retain(|&x| x != i);
+                if self.chunked == Some(i) {
+                    self.chunked = None;
+                }
+                self.release(i, false);
+            }
+        }
+    }
+
+    fn next_event_at(&self) -> Option<Nanos> {
+        if !self.pending_events.is_empty() {
+            return Some(self.free_at);
+        }
+        match &self.step {
+            Some((end, _)) => Some(*end),
+            None => self.arrivals.front().map(|&(t, _)| t.max(self.free_at)),
+        }
+    }
+
+    fn advance(&mut self, now: Nanos, out: &mut Vec<TokenEvent>) {
+        out.append(&mut self.pending_events);
+        loop {
+            if let Some((end, _)) = &self.step {
+                if *end > now {
+                    break;
+                }
+                let (end, batch) = self.step.take().expect("step in progress");
+                self.commit(end, batch, out);
+                self.free_at = end;
+            }
+            // Drop requests cancelled while running between steps.
+            let cancelled: Vec<usize> = self.running.iter().copied().filter(|&i| self.req(i).cancelled).collect();
+            for i in cancelled {
+                self.running.retain(|&x| x != i);
+                self.release(i, false);
+            }
+            // The scheduler is free from `free_at`; it starts the next step
+            // then, or at the next arrival if it has nothing to do.
+            let idle = self.running.is_empty() && self.waiting.is_empty() && self.chunked.is_none();
+            let start = if idle {
+                match self.arrivals.front() {
+                    Some(&(t, _)) if t.max(self.free_at) <= now => t.max(self.free_at),
+                    _ => {
+                        self.ratio = self.ratio_init;
+                        break;
+                    }
+                }
+            } else {
+                self.free_at
+            };
+            while let Some(&(t, i)) = self.arrivals.front() {
+                if t > start {
+                    break;
+                }
+                self.arrivals.pop_front();
+                self.waiting.push(i);
+            }
+            let batch = match self.try_prefill() {
+                Some(items) => Some(Batch::Prefill(items)),
+                None => self.prepare_decode(out).map(Batch::Decode),
+            };
+            match batch {
+                Some(b) => {
+                    let shape = self.shape(&b);
+                    let end = start + (self.profile.step_ms(&shape) * 1e6).round() as Nanos;
+                    if let Some(log) = &mut self.log {
+                        let prefill_reqs = match &b {
+                            Batch::Prefill(items) => items.len() as u32,
+                            Batch::Decode(_) => 0,
+                        };
+                        log.push(StepLog {
+                            start,
+                            end,
+                            prefill_reqs,
+                            extend_tokens: shape.extend_tokens,
+                            decode_seqs: shape.decode_seqs,
+                        });
+                    }
+                    self.step = Some((end, b));
+                }
+                None if self.running.is_empty() && self.chunked.is_none() && !self.waiting.is_empty() => {
+                    // Nothing runs and the head cannot be admitted: it can never fit.
+                    let head = self.waiting.remove(0);
+                    self.abort(head, "the request does not fit in the KV cache", out);
+                    self.free_at = start;
+                }
+                None => {
+                    self.free_at = start;
+                    let work = !self.waiting.is_empty() || !self.running.is_empty() || self.chunked.is_some();
+                    if !work && self.arrivals.front().is_none_or(|&(t, _)| t > now) {
+                        break;
+                    }
+                }
+            }
+        }
+        self.refresh_stats();
+    }
+
+    fn active(&self) -> usize {
+        self.by_key.len()
+    }
+
+    fn stats(&self) -> EngineStats {
+        self.stats.clone()
+    }
+
+    fn flush_cache(&mut self) -> Result<(), String> {
+        if !self.by_key.is_empty() || self.step.is_some() {
+            return Err("Cache not flushed because there are pending requests.".to_owned());
+        }
+        self.radix = RadixCache::new();
+        self.refresh_stats();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "scheduler_tests.rs"]
+mod tests;
