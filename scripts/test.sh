@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it (.ci/run calls this script):
 # formatting, lints, then every unit and end-to-end test in release mode
-# (the end-to-end tests spawn sglab, sim nodes and hostile plugins).
+# (the end-to-end tests spawn sglab, sim nodes, hostile plugins and the real
+# sglang-router, which scripts/python-deps.sh installs into .venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/toolchain.sh
+scripts/python-deps.sh
 echo "== cargo fmt --check" >&2
 cargo fmt --all --check
 echo "== cargo clippy" >&2

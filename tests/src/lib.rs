@@ -179,3 +179,120 @@ impl Drop for SimNode {
 pub fn experiment(name: &str, extra: &str) -> String {
     format!("[experiment]\nname = \"{name}\"\nseed = 7\n\n{extra}\n")
 }
+
+/// A minimal HTTP/1.1 client for tests: sends one request with
+/// `Connection: close` and returns (status, body), decoding chunked bodies.
+pub fn http(url: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let addr = url.strip_prefix("http://").expect("http:// url");
+    let mut s = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60))).expect("timeout");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write request");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read response");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").expect("header end");
+    let status: u16 = head.split(' ').nth(1).expect("status").parse().expect("numeric status");
+    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
+    if !chunked {
+        return (status, rest.to_owned());
+    }
+    let mut out = String::new();
+    let mut rest = rest;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).expect("chunk size");
+        if n == 0 {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = &after[n + 2..];
+    }
+    (status, out)
+}
+
+/// The Python with `sglang-router` installed: `$SGLAB_PYTHON`, or the
+/// repository's `.venv` that `scripts/test.sh` creates.
+pub fn router_python() -> PathBuf {
+    if let Some(p) = std::env::var_os("SGLAB_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    assert!(
+        venv.is_file(),
+        "{} is missing: scripts/test.sh installs sglang-router into .venv (or set SGLAB_PYTHON)",
+        venv.display()
+    );
+    venv
+}
+
+/// A free loopback port (bound and released; the race is acceptable in tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().expect("addr").port()
+}
+
+/// The real sglang-router (`python -m sglang_router.launch_router`) in front
+/// of `workers`, killed on drop.
+#[derive(Debug)]
+pub struct Router {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    child: Child,
+    /// Its log file.
+    pub log: PathBuf,
+}
+
+impl Router {
+    /// Starts the router with `policy` and waits (up to 60 s) for `/readiness`.
+    pub fn start(workers: &[&str], policy: &str, log_dir: &Path) -> Self {
+        let (port, metrics_port) = (free_port(), free_port());
+        let log = log_dir.join(format!("router-{policy}.log"));
+        let file = std::fs::File::create(&log).expect("router log");
+        let child = Command::new(router_python())
+            .args(["-m", "sglang_router.launch_router", "--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--prometheus-host", "127.0.0.1", "--prometheus-port", &metrics_port.to_string()])
+            .args(["--policy", policy, "--worker-urls"])
+            .args(workers)
+            .env("HF_HUB_OFFLINE", "1")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log handle"))
+            .stderr(file)
+            .spawn()
+            .expect("start sglang-router");
+        let url = format!("http://127.0.0.1:{port}");
+        let r = Self { url, child, log };
+        for _ in 0..600 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                && http(&r.url, "GET", "/readiness", "").0 == 200
+            {
+                return r;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!(
+            "sglang-router ({policy}) not ready after 60 s; log:\n{}",
+            std::fs::read_to_string(&r.log).unwrap_or_default()
+        );
+    }
+}
+
+impl Drop for Router {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `sglang:num_requests_total` from a sim's `/metrics`.
+pub fn sim_requests_total(url: &str) -> u64 {
+    let (_, body) = http(url, "GET", "/metrics", "");
+    body.lines()
+        .find(|l| l.starts_with("sglang:num_requests_total{"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no sglang:num_requests_total in /metrics of {url}"))
+}

@@ -20,7 +20,7 @@ enum Command {
     /// Run an experiment file and write its results.
     Run(run::RunArgs),
     /// Serve SGLang's HTTP API from the simulator.
-    Sim(sim::SimArgs),
+    Sim(Box<sim::SimArgs>),
 }
 
 fn main() -> ExitCode {
@@ -37,7 +37,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match rt.block_on(sim::run(args)) {
+            match rt.block_on(sim::run(*args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e:#}");

@@ -54,10 +54,14 @@ pub struct SimArgs {
     /// Seed (random schedule policy, injected failures).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Model path reported by /model_info (echoed only).
-    #[arg(long, default_value = "sglab/sim")]
-    pub model_path: String,
-    /// Model name reported by /v1/models (defaults to --model-path).
+    /// Model path reported by /model_info (echoed only). By default sglab
+    /// sim writes a tiny local model directory (a word-level tokenizer.json
+    /// and config.json) and reports it, so that routers and clients that
+    /// load the worker's tokenizer find it locally and never try to download one.
+    #[arg(long)]
+    pub model_path: Option<String>,
+    /// Model name reported by /v1/models (defaults to `sglab-sim`, or to
+    /// --model-path when one is given).
     #[arg(long)]
     pub served_model_name: Option<String>,
     /// Cap on running requests (default: SGLang's rule for the KV capacity).
@@ -106,6 +110,10 @@ pub struct SimArgs {
 pub struct Settings {
     /// The flags.
     pub args: SimArgs,
+    /// The model path reported.
+    pub model_path: String,
+    /// The model name reported.
+    pub model_name: String,
     /// The profile (None for `fixed`).
     pub profile: Option<Profile>,
     /// The scheduler settings (None for `fixed`).
@@ -145,7 +153,7 @@ pub fn build(args: &SimArgs) -> anyhow::Result<(Box<dyn Engine + Send>, Settings
     ms(args.stall_ms, "--stall-ms")?;
     if args.profile == "fixed" {
         let engine = FixedEngine::new(ms(args.ttft_ms, "--ttft-ms")?, ms(args.itl_ms, "--itl-ms")?);
-        return Ok((Box::new(engine), Settings { args: args.clone(), profile: None, scheduler: None }));
+        return Ok((Box::new(engine), settings(args, None, None)?));
     }
     let profile = load_profile(&args.profile)?;
     let mut cfg = SchedulerConfig::for_profile(&profile);
@@ -175,7 +183,47 @@ pub fn build(args: &SimArgs) -> anyhow::Result<(Box<dyn Engine + Send>, Settings
     cfg.disable_radix_cache = args.disable_radix_cache;
     cfg.seed = args.seed;
     let engine = SglangEngine::new(cfg.clone(), profile.clone());
-    Ok((Box::new(engine), Settings { args: args.clone(), profile: Some(profile), scheduler: Some(cfg) }))
+    Ok((Box::new(engine), settings(args, Some(profile), Some(cfg))?))
+}
+
+fn settings(args: &SimArgs, profile: Option<Profile>, scheduler: Option<SchedulerConfig>) -> anyhow::Result<Settings> {
+    let (model_path, default_name) = match &args.model_path {
+        Some(p) => (p.clone(), p.clone()),
+        None => (local_model_dir()?, "sglab-sim".to_owned()),
+    };
+    let model_name = args.served_model_name.clone().unwrap_or(default_name);
+    Ok(Settings { args: args.clone(), model_path, model_name, profile, scheduler })
+}
+
+/// Writes (once) a minimal Hugging Face model directory whose word-level
+/// tokenizer knows the simulator's output token, and returns its path.
+fn local_model_dir() -> anyhow::Result<String> {
+    let dir = std::env::temp_dir().join("sglab-sim-model");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let files = [
+        (
+            "tokenizer.json",
+            r#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[{"id":0,"content":"[UNK]","single_word":false,"lstrip":false,"rstrip":false,"normalized":false,"special":true}],"normalizer":null,"pre_tokenizer":{"type":"Whitespace"},"post_processor":null,"decoder":null,"model":{"type":"WordLevel","vocab":{"[UNK]":0,"tok":1,"the":2,"a":3,"hello":4,"world":5},"unk_token":"[UNK]"}}"#,
+        ),
+        (
+            "tokenizer_config.json",
+            r#"{"tokenizer_class":"PreTrainedTokenizerFast","unk_token":"[UNK]","model_max_length":131072}"#,
+        ),
+        (
+            "config.json",
+            r#"{"architectures":["SglabSim"],"model_type":"sglab-sim","vocab_size":6,"max_position_embeddings":131072}"#,
+        ),
+    ];
+    for (name, text) in files {
+        let path = dir.join(name);
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(text) {
+            let tmp = dir.join(format!("{name}.{}", std::process::id()));
+            std::fs::write(&tmp, text)
+                .and_then(|()| std::fs::rename(&tmp, &path))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+    }
+    Ok(dir.display().to_string())
 }
 
 /// Runs the server until the process is stopped.

@@ -74,7 +74,7 @@ pub struct Server {
 impl Server {
     /// State for one server.
     pub fn new(engine: EngineHandle, settings: Settings) -> Self {
-        let model = settings.args.served_model_name.clone().unwrap_or_else(|| settings.args.model_path.clone());
+        let model = settings.model_name.clone();
         let faults = Mutex::new(Rng::new(settings.args.seed, 0xFA17));
         Self {
             engine,
@@ -177,7 +177,7 @@ pub async fn handle(server: Arc<Server>, req: Request<Incoming>) -> Result<Resp,
         (&Method::GET, "/v1/models") => json_resp(
             StatusCode::OK,
             &json!({"object": "list", "data": [{"id": server.model, "object": "model", "created": 0,
-                     "owned_by": "sglang", "root": server.settings.args.model_path, "parent": null,
+                     "owned_by": "sglang", "root": server.settings.model_path, "parent": null,
                      "max_model_len": server.settings.profile.as_ref().map(|p| p.context_len)}]}),
         ),
         (&Method::GET, "/get_server_info" | "/server_info") => json_resp(StatusCode::OK, &server_info(&server)),
@@ -210,8 +210,8 @@ pub async fn handle(server: Arc<Server>, req: Request<Incoming>) -> Result<Resp,
 
 fn model_info(s: &Server) -> Value {
     json!({
-        "model_path": s.settings.args.model_path, "served_model_name": s.model,
-        "tokenizer_path": s.settings.args.model_path, "is_generation": true, "preferred_sampling_params": null,
+        "model_path": s.settings.model_path, "served_model_name": s.model,
+        "tokenizer_path": s.settings.model_path, "is_generation": true, "preferred_sampling_params": null,
         "weight_version": "default", "load_format": "dummy", "reasoning_parser": null, "tool_call_parser": null,
         "disaggregation_mode": "null", "has_image_understanding": false, "has_audio_understanding": false,
         "model_type": "sglab-sim", "architectures": ["SglabSim"],
@@ -223,7 +223,7 @@ fn server_info(s: &Server) -> Value {
     let p = s.engine.published.lock().expect("published").clone();
     let sched = s.settings.scheduler.as_ref();
     let mut v = json!({
-        "model_path": a.model_path, "served_model_name": s.model, "host": a.host, "port": a.port,
+        "model_path": s.settings.model_path, "served_model_name": s.model, "host": a.host, "port": a.port,
         "tp_size": s.settings.profile.as_ref().map_or(1, |p| p.tp_size), "dp_size": 1, "page_size": 1,
         "chunked_prefill_size": sched.map_or(-1, |c| c.chunked_prefill_size.map_or(-1, |v| v as i64)),
         "max_prefill_tokens": sched.map(|c| c.max_prefill_tokens),
