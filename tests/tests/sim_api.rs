@@ -55,7 +55,7 @@ fn generate_streams_sglang_events_and_rejects_what_sglang_rejects() {
     assert_eq!(st, 200);
     assert!(
         body.contains(
-            "sglang:num_requests_total{model_name=\"sglab/sim\",engine_type=\"unified\",tp_rank=\"0\",pp_rank=\"0\"} 2"
+            "sglang:num_requests_total{model_name=\"sglab-sim\",engine_type=\"unified\",tp_rank=\"0\",pp_rank=\"0\"} 2"
         ),
         "{body}"
     );
