@@ -10,3 +10,23 @@ fi
 if ! .venv/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('sglang-router') != '$ROUTER_VERSION')" 2>/dev/null; then
     .venv/bin/pip install --quiet --disable-pip-version-check "sglang-router==$ROUTER_VERSION" >&2
 fi
+
+# SGLang's Rust benchmark client, from the sglang wheel (no dependencies are
+# installed: only the extension module is extracted and loaded on its own).
+SGLANG_VERSION=0.5.23
+BENCH_DIR=.venv/sglang-bench
+if ! ls "$BENCH_DIR"/sglang/srt/rust_extensions/_bench*.so >/dev/null 2>&1; then
+    rm -rf .venv/wheels && mkdir -p .venv/wheels
+    .venv/bin/pip download --quiet --disable-pip-version-check --no-deps -d .venv/wheels "sglang==$SGLANG_VERSION" >&2
+    .venv/bin/python - "$BENCH_DIR" .venv/wheels/sglang-"$SGLANG_VERSION"-*.whl <<'PY'
+import sys, zipfile
+dest, wheel = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z:
+    names = [n for n in z.namelist() if n.startswith("sglang/srt/rust_extensions/_bench")]
+    if not names:
+        sys.exit(f"{wheel} has no sglang/srt/rust_extensions/_bench module")
+    for n in names:
+        z.extract(n, dest)
+PY
+    rm -rf .venv/wheels
+fi
