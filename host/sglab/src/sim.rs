@@ -94,7 +94,7 @@ pub struct SimArgs {
     /// Fault injection: fraction of requests answered with HTTP 500.
     #[arg(long, default_value_t = 0.0)]
     pub fail_rate: f64,
-    /// Fault injection: cut each stream after this many tokens.
+    /// Fault injection: end each stream after this many tokens, without the final event.
     #[arg(long)]
     pub abort_after_tokens: Option<u32>,
     /// Fault injection: wait this long before a request reaches the engine.

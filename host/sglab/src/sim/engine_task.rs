@@ -111,7 +111,7 @@ impl EngineHandle {
 pub fn spawn(mut engine: Box<dyn Engine + Send>, scale: f64, crash_after: Option<u64>) -> EngineHandle {
     let (cmds, rx) = std_mpsc::channel::<Cmd>();
     let clock = SimClock { start: Instant::now(), scale };
-    let published = Arc::new(Mutex::new(Published::default()));
+    let published = Arc::new(Mutex::new(Published { stats: engine.stats(), ..Published::default() }));
     let out = published.clone();
     std::thread::Builder::new()
         .name("sglab-sim-engine".into())

@@ -1,7 +1,6 @@
 //! Streamed responses: one SSE body type for `/generate` and the OpenAI
 //! routes, differing only in how an event is written ([`Format`]).
 
-use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -15,7 +14,7 @@ use super::api::Server;
 use super::engine_task::Stamped;
 use super::observe::Tracker;
 
-/// Body error: the stream was cut on purpose (`--abort-after-tokens`).
+/// Body error type (the bodies here never fail).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// How one API writes its events.
@@ -47,9 +46,6 @@ pub struct EventStream<F: Format> {
     tracker: Tracker,
     abort_after: Option<u32>,
     done: bool,
-    /// Set after the last frame before a cut; the cut waits briefly so the
-    /// frame is flushed to the client first.
-    cut: Option<Pin<Box<tokio::time::Sleep>>>,
     server: Arc<Server>,
     _guard: RidGuard,
 }
@@ -64,7 +60,7 @@ impl<F: Format> EventStream<F> {
         guard: RidGuard,
     ) -> Self {
         let abort_after = server.settings.args.abort_after_tokens;
-        Self { events, fmt, tracker, abort_after, done: false, cut: None, server, _guard: guard }
+        Self { events, fmt, tracker, abort_after, done: false, server, _guard: guard }
     }
 
     /// Waits for the request to finish (non-streaming responses). Returns
@@ -93,15 +89,6 @@ impl<F: Format> Body for EventStream<F> {
     type Error = BoxError;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        if let Some(sleep) = &mut self.cut {
-            if sleep.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            // Cut the connection mid-stream, as a crashed server would.
-            self.cut = None;
-            self.done = true;
-            return Poll::Ready(Some(Err("--abort-after-tokens: stream cut".into())));
-        }
         if self.done {
             return Poll::Ready(None);
         }
@@ -122,7 +109,11 @@ impl<F: Format> Body for EventStream<F> {
                         this.fmt.end(&ev, &this.tracker, &mut out);
                         this.done = true;
                     } else if this.abort_after.is_some_and(|n| ev.completion_tokens >= n) {
-                        this.cut = Some(Box::pin(tokio::time::sleep(std::time::Duration::from_millis(200))));
+                        // End the stream here, without the final event, as a
+                        // server that died mid-generation leaves it. (Ending
+                        // the body cleanly, not with an error, guarantees the
+                        // client receives every token event sent before.)
+                        this.done = true;
                     }
                 }
                 Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))))
