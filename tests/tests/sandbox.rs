@@ -67,7 +67,7 @@ fn infinite_loop_is_interrupted_at_the_deadline() {
     assert!((48.5..70.0).contains(&ms), "interrupted after {ms} ms, deadline 50 ms");
     // The three requests routed before the loop were awaited, not dropped.
     assert_eq!(ok_count(&csv), 3);
-    assert!(summary["failure"].as_str().unwrap().contains("deadline of 50 ms exceeded"));
+    assert!(summary["stop_reason"].as_str().unwrap().contains("deadline of 50 ms exceeded"));
 }
 
 #[test]

@@ -112,9 +112,14 @@ fn a_crashing_node_loses_requests_as_errors_and_every_record_is_written() {
     assert_eq!(csv.rows.len(), 20);
     let ok = csv.rows.iter().filter(|r| r["status"] == "ok").count();
     let errors: Vec<_> = csv.rows.iter().filter(|r| r["status"] == "error").collect();
+    // Once the node is unreachable it is marked unhealthy, and round-robin
+    // rejects the rest (no healthy node).
+    let rejected: Vec<_> = csv.rows.iter().filter(|r| r["status"] == "rejected").collect();
     assert!((4..=5).contains(&ok), "{ok} ok");
-    assert_eq!(ok + errors.len(), 20);
+    assert!(!errors.is_empty());
+    assert_eq!(ok + errors.len() + rejected.len(), 20);
     assert!(errors.iter().all(|r| !r["error"].is_empty() && !r["finish_time"].is_empty()), "{errors:?}");
+    assert!(rejected.iter().all(|r| r["error"] == "rejected by the routing plugin: no-healthy-node"), "{rejected:?}");
 }
 
 #[test]

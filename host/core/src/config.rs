@@ -62,14 +62,26 @@ fn default_output_dir() -> String {
 pub enum Dataset {
     /// Random token ids with lengths drawn as SGLang's `random` dataset does.
     Random,
+    /// A local ShareGPT JSON file: the first turn, the reply's length as output.
+    Sharegpt,
+    /// SGLang's generated-shared-prefix: groups of prompts sharing a system prompt.
+    SharedPrefix,
+    /// A local JSONL file, one request per line.
+    Jsonl,
+    /// A Mooncake-style trace (JSONL: timestamp, input_length, output_length, hash_ids).
+    Trace,
 }
 
 /// The HTTP API requests are sent to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Backend {
-    /// SGLang's native `POST /generate`, token ids as `input_ids`.
+    /// SGLang's native `POST /generate` (token ids as `input_ids` where known).
     Sglang,
+    /// OpenAI `POST /v1/completions`.
+    OpenaiCompletions,
+    /// OpenAI `POST /v1/chat/completions`.
+    OpenaiChat,
 }
 
 /// `[workload]`.
@@ -78,30 +90,68 @@ pub enum Backend {
 pub struct Workload {
     /// Dataset kind.
     pub dataset: Dataset,
-    /// Number of requests in the run.
-    pub num_requests: u32,
-    /// Maximum (and, with `range_ratio = 1`, exact) prompt length in tokens.
+    /// The dataset file (sharegpt, jsonl, trace), relative to the experiment file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Requests in the run. Default: 100 for random, all rows for file
+    /// datasets, groups x prompts per group for shared-prefix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub num_requests: Option<u32>,
+    /// Maximum (and, with `range_ratio = 1`, exact) prompt length in tokens (random).
     pub input_len: u32,
-    /// Maximum (and, with `range_ratio = 1`, exact) output length in tokens.
+    /// Maximum (and, with `range_ratio = 1`, exact) output length in tokens
+    /// (random, shared-prefix; the default for jsonl rows without one).
     pub output_len: u32,
     /// SGLang's meaning: lengths uniform in `[max(floor(len*ratio),1), len]`.
     pub range_ratio: f64,
     /// Token ids are drawn uniformly from `0..vocab_size`.
     pub vocab_size: u32,
+    /// sharegpt: use this output length instead of the reply's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fixed_output_len: Option<u32>,
+    /// shared-prefix: number of system prompts.
+    pub num_groups: u32,
+    /// shared-prefix: prompts per system prompt.
+    pub prompts_per_group: u32,
+    /// shared-prefix: system prompt length in tokens.
+    pub system_prompt_len: u32,
+    /// shared-prefix: question length in tokens.
+    pub question_len: u32,
+    /// trace: tokens per `hash_ids` block (Mooncake uses 512).
+    pub trace_block_tokens: u32,
     /// API to send requests to.
     pub backend: Backend,
+    /// Stream responses (SSE); false waits for the whole response.
+    pub stream: bool,
+    /// The `model` field for OpenAI backends (default: the first node's /v1/models).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// A Hugging Face `tokenizer.json` for exact text token counts (default:
+    /// an approximation of about one token per word; see the docs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<String>,
 }
 
 impl Default for Workload {
     fn default() -> Self {
         Self {
             dataset: Dataset::Random,
-            num_requests: 100,
+            path: None,
+            num_requests: None,
             input_len: 512,
             output_len: 128,
             range_ratio: 1.0,
             vocab_size: 32_000,
+            fixed_output_len: None,
+            num_groups: 8,
+            prompts_per_group: 16,
+            system_prompt_len: 1024,
+            question_len: 128,
+            trace_block_tokens: 512,
             backend: Backend::Sglang,
+            stream: true,
+            model: None,
+            tokenizer: None,
         }
     }
 }
@@ -112,12 +162,17 @@ impl Default for Workload {
 pub enum Process {
     /// Exponential gaps with mean `1/rate`.
     Poisson,
+    /// Gamma gaps with mean `1/rate` and shape `burstiness` (CV = 1/sqrt(burstiness)).
+    Gamma,
     /// Gaps of exactly `1/rate`.
     Constant,
     /// Every request arrives at t = 0.
     Burst,
-    /// `concurrency` users; each sends its next request when its previous one finished.
+    /// `concurrency` users; each sends its next request when its previous one
+    /// finished (plus `think_time_s`).
     ClosedLoop,
+    /// The dataset's timestamps, multiplied by `time_scale`.
+    Trace,
 }
 
 /// `[arrival]`.
@@ -126,15 +181,28 @@ pub enum Process {
 pub struct Arrival {
     /// Process kind.
     pub process: Process,
-    /// Requests per second (poisson, constant).
+    /// Requests per second (poisson, gamma, constant).
     pub rate: f64,
+    /// Gamma shape: 1 is Poisson, below 1 burstier, above 1 smoother.
+    pub burstiness: f64,
     /// Users (closed-loop).
     pub concurrency: u32,
+    /// Pause between a user's requests (closed-loop), seconds.
+    pub think_time_s: f64,
+    /// Trace timestamps are multiplied by this (0.5 replays twice as fast).
+    pub time_scale: f64,
 }
 
 impl Default for Arrival {
     fn default() -> Self {
-        Self { process: Process::Poisson, rate: 10.0, concurrency: 1 }
+        Self {
+            process: Process::Poisson,
+            rate: 10.0,
+            burstiness: 1.0,
+            concurrency: 1,
+            think_time_s: 0.0,
+            time_scale: 1.0,
+        }
     }
 }
 
@@ -276,11 +344,19 @@ impl Default for Sandbox {
 pub struct Client {
     /// A request that has not finished after this many seconds is an error.
     pub timeout_s: f64,
+    /// Requests sent (and awaited) before the run starts, excluded from results.
+    pub warmup_requests: u32,
+    /// Stop dispatching after this many seconds (0: no limit).
+    pub max_duration_s: f64,
+    /// Stop dispatching after this many failed requests (0: no limit).
+    pub max_errors: u32,
+    /// A run whose p99 schedule lag exceeds this is flagged as degraded, ms.
+    pub max_schedule_lag_ms: f64,
 }
 
 impl Default for Client {
     fn default() -> Self {
-        Self { timeout_s: 600.0 }
+        Self { timeout_s: 600.0, warmup_requests: 0, max_duration_s: 0.0, max_errors: 0, max_schedule_lag_ms: 1.0 }
     }
 }
 
@@ -312,8 +388,34 @@ impl Experiment {
             ));
         }
         let w = &self.workload;
-        if w.num_requests == 0 {
+        if w.num_requests == Some(0) {
             return Err(invalid("workload.num_requests", 0, "must be at least 1"));
+        }
+        let needs_file = matches!(w.dataset, Dataset::Sharegpt | Dataset::Jsonl | Dataset::Trace);
+        if needs_file && w.path.is_none() {
+            return Err(invalid(
+                "workload.path",
+                "(missing)",
+                "this dataset reads a local file: set path = \"data.json\" (nothing is downloaded)",
+            ));
+        }
+        if w.dataset == Dataset::SharedPrefix {
+            for (k, v) in [
+                ("num_groups", w.num_groups),
+                ("prompts_per_group", w.prompts_per_group),
+                ("system_prompt_len", w.system_prompt_len),
+                ("question_len", w.question_len),
+            ] {
+                if v == 0 {
+                    return Err(invalid(format!("workload.{k}"), 0, "must be at least 1"));
+                }
+            }
+        }
+        if w.trace_block_tokens == 0 {
+            return Err(invalid("workload.trace_block_tokens", 0, "must be at least 1"));
+        }
+        if w.fixed_output_len == Some(0) {
+            return Err(invalid("workload.fixed_output_len", 0, "must be at least 1"));
         }
         if w.input_len == 0 {
             return Err(invalid("workload.input_len", 0, "must be at least 1"));
@@ -328,8 +430,26 @@ impl Experiment {
             return Err(invalid("workload.vocab_size", 0, "must be at least 1"));
         }
         let a = &self.arrival;
-        if matches!(a.process, Process::Poisson | Process::Constant) && !(a.rate.is_finite() && a.rate > 0.0) {
+        if matches!(a.process, Process::Poisson | Process::Gamma | Process::Constant)
+            && !(a.rate.is_finite() && a.rate > 0.0)
+        {
             return Err(invalid("arrival.rate", a.rate, "must be a positive number of requests per second"));
+        }
+        if a.process == Process::Gamma && !(a.burstiness.is_finite() && a.burstiness > 0.0) {
+            return Err(invalid("arrival.burstiness", a.burstiness, "must be a positive gamma shape"));
+        }
+        if !(a.think_time_s.is_finite() && a.think_time_s >= 0.0) {
+            return Err(invalid("arrival.think_time_s", a.think_time_s, "must be zero or more seconds"));
+        }
+        if !(a.time_scale.is_finite() && a.time_scale > 0.0) {
+            return Err(invalid("arrival.time_scale", a.time_scale, "must be positive"));
+        }
+        if a.process == Process::Trace && !matches!(w.dataset, Dataset::Jsonl | Dataset::Trace) {
+            return Err(invalid(
+                "arrival.process",
+                "\"trace\"",
+                "replays dataset timestamps: use dataset = \"trace\" or \"jsonl\" with timestamps",
+            ));
         }
         if a.process == Process::ClosedLoop && a.concurrency == 0 {
             return Err(invalid("arrival.concurrency", 0, "must be at least 1"));
@@ -389,8 +509,15 @@ impl Experiment {
         if s.deadline_ms == 0 {
             return Err(invalid("sandbox.deadline_ms", 0, "must be at least 1"));
         }
-        if !(self.client.timeout_s.is_finite() && self.client.timeout_s > 0.0) {
-            return Err(invalid("client.timeout_s", self.client.timeout_s, "must be a positive number of seconds"));
+        let c = &self.client;
+        if !(c.timeout_s.is_finite() && c.timeout_s > 0.0) {
+            return Err(invalid("client.timeout_s", c.timeout_s, "must be a positive number of seconds"));
+        }
+        if !(c.max_duration_s.is_finite() && c.max_duration_s >= 0.0) {
+            return Err(invalid("client.max_duration_s", c.max_duration_s, "must be zero (no limit) or more seconds"));
+        }
+        if !(c.max_schedule_lag_ms.is_finite() && c.max_schedule_lag_ms > 0.0) {
+            return Err(invalid("client.max_schedule_lag_ms", c.max_schedule_lag_ms, "must be positive"));
         }
         Ok(())
     }

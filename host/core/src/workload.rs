@@ -1,33 +1,149 @@
 //! Workload generation: the requests of a run, reproducible from the seed.
+//!
+//! Generated datasets (`random`, `shared-prefix`) follow SGLang 0.5.23's
+//! `benchmark/datasets/random.py` and `generated_shared_prefix.py`; file
+//! datasets (`sharegpt`, `jsonl`, `trace`) are parsed from text the host
+//! read (see [`files`]). Nothing is ever downloaded.
+//!
+//! Prompts are token ids where they are known exactly (the SGLang backend)
+//! and text otherwise. Text is counted with a [`Tokenizer`]: a Hugging Face
+//! tokenizer the host loads, or [`Approx`], which counts one token per word
+//! or punctuation mark — the same rule as `sglab sim`, so counts are exact
+//! against the simulator and approximate (about 25 % low for English BPE)
+//! against a real model.
 
-use crate::config::{Dataset, Workload};
+mod files;
+
+use crate::config::{Backend, Dataset, Workload};
 use crate::rng::Rng;
 
 /// Tokens per block in a request's prefix hashes.
 pub const PREFIX_BLOCK_TOKENS: u32 = 16;
+
+/// What is sent as the prompt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prompt {
+    /// Token ids (sent as `input_ids`; lengths exact).
+    Ids(Vec<u32>),
+    /// Text (lengths counted by the tokenizer).
+    Text(String),
+}
 
 /// One request of the workload, before it is sent.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestSpec {
     /// Position in the workload (0-based); the request id everywhere.
     pub id: u64,
-    /// The prompt as token ids.
-    pub input_ids: Vec<u32>,
+    /// The prompt.
+    pub prompt: Prompt,
+    /// Prompt length in tokens.
+    pub input_len: u32,
     /// `max_new_tokens` (sent with `ignore_eos`, so the server produces exactly this many).
     pub output_len: u32,
-    /// Chained hashes of the prompt's full blocks (see [`prefix_hashes`]).
+    /// Chained hashes of the prompt's full token blocks (see [`prefix_hashes`]).
     pub prefix_hashes: Vec<u64>,
+    /// When the dataset says it arrives, seconds (jsonl, trace).
+    pub timestamp: Option<f64>,
+    /// Session key.
+    pub session: Option<u64>,
+    /// Priority (larger is more urgent).
+    pub priority: i32,
 }
 
 impl RequestSpec {
     /// Prompt length in tokens.
     pub fn input_len(&self) -> u32 {
-        self.input_ids.len() as u32
+        self.input_len
+    }
+}
+
+/// How prompt lengths were counted (reported in the summary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenCount {
+    /// Token ids were sent: exact.
+    Exact,
+    /// Counted with the given `tokenizer.json`.
+    Tokenizer,
+    /// Counted with the one-token-per-word approximation.
+    Approximate,
+}
+
+impl TokenCount {
+    /// Name used in the summary.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Exact => "exact (token ids)",
+            Self::Tokenizer => "tokenizer.json",
+            Self::Approximate => "approximate (one token per word)",
+        }
+    }
+}
+
+/// Turns text into token ids and back.
+pub trait Tokenizer {
+    /// Token ids of `text`.
+    fn encode(&self, text: &str) -> Vec<u32>;
+    /// Text of `ids`.
+    fn decode(&self, ids: &[u32]) -> String;
+    /// Whether counts are exact for the target model.
+    fn count(&self) -> TokenCount;
+}
+
+/// The built-in approximation: one token per word or punctuation mark
+/// (the rule `sglab sim` tokenizes with). Decoding maps each id to a
+/// two-syllable pseudo-word, which encodes back to exactly one token.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Approx;
+
+const CONSONANTS: &[u8] = b"bdfgklmnprstvz";
+const VOWELS: &[u8] = b"aeiou";
+
+impl Tokenizer for Approx {
+    fn encode(&self, text: &str) -> Vec<u32> {
+        crate::sim::text::tokenize(text)
+    }
+
+    fn decode(&self, ids: &[u32]) -> String {
+        let syllables = CONSONANTS.len() * VOWELS.len();
+        let mut s = String::with_capacity(ids.len() * 5);
+        for (i, &id) in ids.iter().enumerate() {
+            if i > 0 {
+                s.push(' ');
+            }
+            let mut k = id as usize % (syllables * syllables);
+            for _ in 0..2 {
+                let syl = k % syllables;
+                k /= syllables;
+                s.push(CONSONANTS[syl / VOWELS.len()] as char);
+                s.push(VOWELS[syl % VOWELS.len()] as char);
+            }
+        }
+        s
+    }
+
+    fn count(&self) -> TokenCount {
+        TokenCount::Approximate
+    }
+}
+
+/// A dataset that could not be used; `line` is 1-based where it applies.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{msg}", line.map(|l| format!("line {l}: ")).unwrap_or_default())]
+pub struct DatasetError {
+    /// Line in the file.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub msg: String,
+}
+
+impl DatasetError {
+    pub(crate) fn new(line: Option<usize>, msg: impl Into<String>) -> Self {
+        Self { line, msg: msg.into() }
     }
 }
 
 /// Draws a length as SGLang's `compute_random_lens` does: uniform integer in
-/// `[max(floor(full * ratio), 1), full]`.
+/// `[max(floor(full * ratio),1), full]`.
 pub fn random_len(rng: &mut Rng, full: u32, ratio: f64) -> u32 {
     let lo = ((full as f64 * ratio).floor() as u32).max(1).min(full);
     rng.range_inclusive(lo as u64, full as u64) as u32
@@ -57,68 +173,125 @@ pub fn prefix_hashes(ids: &[u32]) -> Vec<u64> {
     out
 }
 
-/// Generates the run's requests.
-pub fn generate(w: &Workload, seed: u64) -> Vec<RequestSpec> {
-    match w.dataset {
-        Dataset::Random => random(w, seed),
-    }
+/// A draft request: prompt ids or text, before counting and hashing.
+pub(crate) struct Draft {
+    pub prompt: Prompt,
+    pub output_len: u32,
+    pub timestamp: Option<f64>,
+    pub session: Option<u64>,
+    pub priority: i32,
 }
 
-fn random(w: &Workload, seed: u64) -> Vec<RequestSpec> {
-    // Separate streams: changing output_len does not change the prompts.
-    let mut in_rng = Rng::new(seed, 1);
-    let mut out_rng = Rng::new(seed, 2);
-    let mut tok_rng = Rng::new(seed, 3);
-    (0..w.num_requests as u64)
-        .map(|id| {
-            let input_len = random_len(&mut in_rng, w.input_len, w.range_ratio);
-            let output_len = random_len(&mut out_rng, w.output_len, w.range_ratio);
-            let input_ids: Vec<u32> =
-                (0..input_len).map(|_| tok_rng.range_inclusive(0, w.vocab_size as u64 - 1) as u32).collect();
-            let prefix_hashes = prefix_hashes(&input_ids);
-            RequestSpec { id, input_ids, output_len, prefix_hashes }
+/// Turns drafts into specs: prompts become text for OpenAI backends (ids
+/// decoded by the tokenizer) and are counted and hashed once.
+pub(crate) fn finish(drafts: Vec<Draft>, backend: Backend, tok: &dyn Tokenizer) -> Vec<RequestSpec> {
+    drafts
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let prompt = match (d.prompt, backend) {
+                (Prompt::Ids(ids), Backend::OpenaiCompletions | Backend::OpenaiChat) => Prompt::Text(tok.decode(&ids)),
+                (p, _) => p,
+            };
+            let ids = match &prompt {
+                Prompt::Ids(ids) => ids.clone(),
+                Prompt::Text(t) => tok.encode(t),
+            };
+            RequestSpec {
+                id: i as u64,
+                input_len: ids.len() as u32,
+                prefix_hashes: prefix_hashes(&ids),
+                prompt,
+                output_len: d.output_len,
+                timestamp: d.timestamp,
+                session: d.session,
+                priority: d.priority,
+            }
         })
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn random_lengths_follow_range_ratio() {
-        let w =
-            Workload { num_requests: 2000, input_len: 100, output_len: 10, range_ratio: 0.5, ..Workload::default() };
-        let reqs = generate(&w, 9);
-        assert_eq!(reqs.len(), 2000);
-        let ins: Vec<u32> = reqs.iter().map(|r| r.input_len()).collect();
-        assert_eq!(*ins.iter().min().unwrap(), 50);
-        assert_eq!(*ins.iter().max().unwrap(), 100);
-        let mean = ins.iter().map(|&x| x as f64).sum::<f64>() / ins.len() as f64;
-        assert!((mean - 75.0).abs() < 1.0, "{mean}");
-        assert!(reqs.iter().all(|r| (5..=10).contains(&r.output_len)));
-        assert!(reqs.iter().all(|r| r.input_ids.iter().all(|&t| t < w.vocab_size)));
+/// Generates the run's requests. `file` is the dataset file's text (for
+/// sharegpt, jsonl and trace). Returns the specs and how they were counted.
+pub fn generate(
+    w: &Workload,
+    seed: u64,
+    file: Option<&str>,
+    tok: &dyn Tokenizer,
+) -> Result<(Vec<RequestSpec>, TokenCount), DatasetError> {
+    let text = || file.ok_or_else(|| DatasetError::new(None, "the dataset file was not read"));
+    let drafts = match w.dataset {
+        Dataset::Random => random(w, seed),
+        Dataset::SharedPrefix => shared_prefix(w, seed),
+        Dataset::Sharegpt => files::sharegpt(text()?, w, seed, tok)?,
+        Dataset::Jsonl => files::jsonl(text()?, w)?,
+        Dataset::Trace => files::trace(text()?, w, seed)?,
+    };
+    if drafts.is_empty() {
+        return Err(DatasetError::new(None, "the dataset produced no requests"));
     }
-
-    #[test]
-    fn ratio_one_is_exact_and_seed_reproduces() {
-        let w = Workload { num_requests: 5, input_len: 40, output_len: 7, range_ratio: 1.0, ..Workload::default() };
-        let a = generate(&w, 1);
-        assert!(a.iter().all(|r| r.input_len() == 40 && r.output_len == 7));
-        assert_eq!(a, generate(&w, 1));
-        assert_ne!(a, generate(&w, 2));
-        assert_eq!(a[0].prefix_hashes.len(), 2); // 40 tokens = 2 full blocks of 16
-    }
-
-    #[test]
-    fn prefix_hashes_share_exactly_the_shared_blocks() {
-        let a: Vec<u32> = (0..64).collect();
-        let mut b = a.clone();
-        b[40] = 999; // inside block 2
-        let (ha, hb) = (prefix_hashes(&a), prefix_hashes(&b));
-        assert_eq!(ha.len(), 4);
-        assert_eq!(ha[..2], hb[..2]);
-        assert_ne!(ha[2], hb[2]);
-        assert_ne!(ha[3], hb[3], "chained: a difference propagates");
-    }
+    let all_ids = drafts.iter().all(|d| matches!(d.prompt, Prompt::Ids(_)));
+    let count = if all_ids && w.backend == Backend::Sglang { TokenCount::Exact } else { tok.count() };
+    Ok((finish(drafts, w.backend, tok), count))
 }
+
+fn random_ids(rng: &mut Rng, n: u32, vocab: u32) -> Vec<u32> {
+    (0..n).map(|_| rng.range_inclusive(0, vocab as u64 - 1) as u32).collect()
+}
+
+fn random(w: &Workload, seed: u64) -> Vec<Draft> {
+    // Separate streams: changing output_len does not change the prompts.
+    let mut in_rng = Rng::new(seed, 1);
+    let mut out_rng = Rng::new(seed, 2);
+    let mut tok_rng = Rng::new(seed, 3);
+    (0..w.num_requests.unwrap_or(100))
+        .map(|_| {
+            let input_len = random_len(&mut in_rng, w.input_len, w.range_ratio);
+            let output_len = random_len(&mut out_rng, w.output_len, w.range_ratio);
+            Draft {
+                prompt: Prompt::Ids(random_ids(&mut tok_rng, input_len, w.vocab_size)),
+                output_len,
+                timestamp: None,
+                session: None,
+                priority: 0,
+            }
+        })
+        .collect()
+}
+
+/// `num_groups` system prompts of `system_prompt_len` tokens, each followed
+/// by `prompts_per_group` questions of `question_len` tokens; rows shuffled
+/// (SGLang's `generated_shared_prefix`, ids mode).
+fn shared_prefix(w: &Workload, seed: u64) -> Vec<Draft> {
+    let mut rng = Rng::new(seed, 5);
+    let systems: Vec<Vec<u32>> =
+        (0..w.num_groups).map(|_| random_ids(&mut rng, w.system_prompt_len, w.vocab_size)).collect();
+    let mut rows = Vec::new();
+    for (g, sys) in systems.iter().enumerate() {
+        for _ in 0..w.prompts_per_group {
+            let q_len = random_len(&mut rng, w.question_len, w.range_ratio);
+            let out = random_len(&mut rng, w.output_len, w.range_ratio);
+            let mut ids = sys.clone();
+            ids.extend(random_ids(&mut rng, q_len, w.vocab_size));
+            rows.push(Draft {
+                prompt: Prompt::Ids(ids),
+                output_len: out,
+                timestamp: None,
+                session: Some(g as u64),
+                priority: 0,
+            });
+        }
+    }
+    for k in (1..rows.len()).rev() {
+        let j = rng.range_inclusive(0, k as u64) as usize;
+        rows.swap(k, j);
+    }
+    if let Some(n) = w.num_requests {
+        rows.truncate(n as usize);
+    }
+    rows
+}
+
+#[cfg(test)]
+#[path = "workload_tests.rs"]
+mod tests;

@@ -9,3 +9,4 @@ pub mod plugin;
 pub mod results;
 pub mod run;
 pub mod sim;
+pub mod tokenizer;

@@ -7,6 +7,7 @@
 //! requests finish, so nothing is lost if the run fails part-way.
 
 mod driver;
+mod prepare;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,8 +18,8 @@ use anyhow::Context as _;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
-use sglab_core::stats::Summary;
-use sglab_core::{arrival, timefmt, workload};
+use sglab_core::stats::{Dist, Summary};
+use sglab_core::timefmt;
 
 use crate::experiment::{self, ConfigError};
 use crate::nodes::Nodes;
@@ -56,7 +57,7 @@ struct Plugins {
     router: WasmRouter,
 }
 
-fn load_plugins(cfg: &experiment::Loaded, clock: &RunClock) -> Result<Plugins, ConfigError> {
+fn load_plugins(cfg: &experiment::Loaded, clock: &RunClock, texts: &Arc<Vec<String>>) -> Result<Plugins, ConfigError> {
     let e = &cfg.exp;
     let rt = Runtime::get();
     let batching =
@@ -71,10 +72,17 @@ fn load_plugins(cfg: &experiment::Loaded, clock: &RunClock) -> Result<Plugins, C
     };
     let bcfg = serde_json::Value::Object(e.batching.config.clone()).to_string();
     let rcfg = serde_json::Value::Object(e.routing.config.clone()).to_string();
-    let batcher =
+    let mut batcher =
         WasmBatcher::new(&batching, &bcfg, limits, clock.clone()).map_err(|x| plugin_error(cfg, "batching", x))?;
-    let router =
+    let mut router =
         WasmRouter::new(&routing, &rcfg, limits, clock.clone()).map_err(|x| plugin_error(cfg, "routing", x))?;
+    // Only plugins that asked for the prompt-text capability get the prompts.
+    if batching.meta.capabilities.contains(&"prompt-text") {
+        batcher.grant_prompts(texts.clone());
+    }
+    if routing.meta.capabilities.contains(&"prompt-text") {
+        router.grant_prompts(texts.clone());
+    }
     Ok(Plugins { batching, routing, batcher, router })
 }
 
@@ -94,9 +102,17 @@ pub fn main(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // Plugins are created before anything starts; their clock starts with the run.
+    // The workload and the plugins are made before anything starts: a
+    // problem with either is a config error. The plugins' clock starts with the run.
+    let load = match prepare::workload(&cfg) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let clock = RunClock::new();
-    let plugins = match load_plugins(&cfg, &clock) {
+    let plugins = match load_plugins(&cfg, &clock, &load.texts) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
@@ -110,7 +126,7 @@ pub fn main(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(execute(cfg, plugins, clock, args.quiet)) {
+    match rt.block_on(execute(cfg, load, plugins, clock, args.quiet)) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
@@ -120,10 +136,22 @@ pub fn main(args: RunArgs) -> ExitCode {
     }
 }
 
-/// Returns Ok(true) if the run completed, Ok(false) if it stopped early
-/// (every record is still written).
-async fn execute(cfg: experiment::Loaded, plugins: Plugins, clock: RunClock, quiet: bool) -> anyhow::Result<bool> {
+/// Schedule lag (arrival - scheduled, ms) of every arrived request.
+fn schedule_lag(records: &[sglab_core::record::RequestRecord]) -> Option<Dist> {
+    Dist::of(records.iter().filter_map(|r| Some((r.arrival? as f64 - r.scheduled? as f64) / 1e6)).collect())
+}
+
+/// Returns Ok(true) unless a plugin failed or the user interrupted the run
+/// (every record is written either way).
+async fn execute(
+    cfg: experiment::Loaded,
+    load: prepare::Workload,
+    plugins: Plugins,
+    clock: RunClock,
+    quiet: bool,
+) -> anyhow::Result<bool> {
     let exp = &cfg.exp;
+    let w = &exp.workload;
     let created = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
     let dir = results::create_dir(
         &PathBuf::from(&exp.experiment.output_dir),
@@ -138,28 +166,58 @@ async fn execute(cfg: experiment::Loaded, plugins: Plugins, clock: RunClock, qui
     for n in &nodes.list {
         tracing::info!(node = %n.name, url = %n.url, "ready");
     }
+    let timeout = Duration::from_secs_f64(exp.client.timeout_s);
+    let pool = match exp.arrival.process {
+        sglab_core::config::Process::ClosedLoop => exp.arrival.concurrency as usize,
+        _ => load.specs.len().min(4096),
+    };
+    let http = crate::client::http(pool);
+    let prepared = async {
+        let model = prepare::model(w.model.as_deref(), w.backend, &urls[0]).await?;
+        prepare::warmup(
+            exp.client.warmup_requests,
+            &load.specs[0],
+            &urls,
+            &http,
+            (w.backend, w.stream, &model, timeout),
+        )
+        .await
+        .context("warmup")?;
+        anyhow::Ok(model)
+    };
+    let model = match prepared.await {
+        Ok(m) => m,
+        Err(e) => {
+            nodes.stop().await;
+            return Err(e);
+        }
+    };
 
-    let specs: Arc<[workload::RequestSpec]> = workload::generate(&exp.workload, exp.experiment.seed).into();
-    let schedule = arrival::schedule(&exp.arrival, specs.len(), exp.experiment.seed);
     let writer = RecordWriter::create(&dir.join("requests.csv"))?;
-    let progress = if quiet { ProgressBar::hidden() } else { ProgressBar::new(specs.len() as u64) };
+    let progress = if quiet { ProgressBar::hidden() } else { ProgressBar::new(load.specs.len() as u64) };
     progress.set_style(
         ProgressStyle::with_template("{spinner} {pos}/{len} requests [{elapsed_precise}] {wide_bar} eta {eta}")
             .expect("valid template"),
     );
     let (tx, rx) = std::sync::mpsc::channel();
     let interrupt = tx.clone();
+    let limit = |v: f64| (v > 0.0).then_some((v * 1e9) as u64);
     let input = driver::Input {
-        specs,
-        schedule,
+        specs: load.specs.clone(),
+        schedule: load.schedule,
         nodes: urls,
         batcher: plugins.batcher,
         router: plugins.router,
         clock: clock.clone(),
-        timeout: Duration::from_secs_f64(exp.client.timeout_s),
+        timeout,
+        backend: w.backend,
+        stream: w.stream,
+        model,
+        max_duration: limit(exp.client.max_duration_s),
+        max_errors: (exp.client.max_errors > 0).then_some(exp.client.max_errors),
         records: writer.sender(),
         runtime: tokio::runtime::Handle::current(),
-        http: crate::client::http(),
+        http,
         progress,
     };
     let started_wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
@@ -175,15 +233,28 @@ async fn execute(cfg: experiment::Loaded, plugins: Plugins, clock: RunClock, qui
     nodes.stop().await;
     let records = writer.finish()?;
     let summary = Summary::of(&records);
+    let lag = schedule_lag(&records);
+    let degraded = lag.as_ref().is_some_and(|l| l.p99 > exp.client.max_schedule_lag_ms);
+    let (status, failed) = match &out.stop {
+        None => ("ok", false),
+        Some(driver::Stop::Rule(_)) => ("stopped", false),
+        Some(driver::Stop::Interrupted) => ("interrupted", true),
+        Some(driver::Stop::Failure(_)) => ("failed", true),
+    };
     let doc = json!({
         "experiment": exp.experiment.name,
         "run_dir": dir,
-        "status": if out.failure.is_some() { "failed" } else { "ok" },
-        "failure": out.failure,
-        "interrupted": out.interrupted,
+        "status": status,
+        "stop_reason": out.stop.as_ref().map(driver::Stop::reason),
         "started_at": timefmt::rfc3339(started_wall),
         "started_unix_ns": started_wall.to_string(),
         "seed": exp.experiment.seed,
+        "workload": {
+            "dataset": w.dataset, "backend": w.backend, "stream": w.stream,
+            "token_counts": load.count.as_str(), "warmup_requests": exp.client.warmup_requests,
+        },
+        "schedule_lag_ms": lag,
+        "degraded": degraded,
         "nodes": nodes.list,
         "plugins": {
             "batching": plugin_json(&plugins.batching),
@@ -195,10 +266,29 @@ async fn execute(cfg: experiment::Loaded, plugins: Plugins, clock: RunClock, qui
     std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(&doc)? + "\n")
         .context("writing summary.json")?;
     print!("{}", results::table(&summary));
-    println!("\nresults: {}", dir.display());
-    if let Some(f) = &out.failure {
-        eprintln!("error: the run stopped early: {f}");
-        eprintln!("every request is recorded in {}", dir.join("requests.csv").display());
+    if let Some(l) = &lag {
+        println!(
+            "schedule lag p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms{}",
+            l.p50,
+            l.p99,
+            l.max,
+            if degraded { "  (DEGRADED: p99 over client.max_schedule_lag_ms)" } else { "" }
+        );
     }
-    Ok(out.failure.is_none())
+    println!("\nresults: {}", dir.display());
+    match &out.stop {
+        Some(driver::Stop::Rule(r)) => eprintln!("note: dispatch stopped early: {r}"),
+        Some(s) => {
+            eprintln!("error: the run stopped early: {}", s.reason());
+            eprintln!("every request is recorded in {}", dir.join("requests.csv").display());
+        }
+        None => {}
+    }
+    if degraded {
+        tracing::warn!(
+            "the client could not keep the arrival schedule (schedule lag p99 above {} ms): results are degraded",
+            exp.client.max_schedule_lag_ms
+        );
+    }
+    Ok(!failed)
 }

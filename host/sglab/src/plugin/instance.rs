@@ -139,7 +139,19 @@ fn start_err(loaded: &Loaded, what: &str, e: PolicyError) -> LoadError {
     LoadError::Start { path: loaded.source.clone(), cause: format!("{what}: {}", e.cause) }
 }
 
+impl Instance {
+    fn grant_prompts(&mut self, prompts: std::sync::Arc<Vec<String>>) {
+        self.store.data_mut().prompts = Some(prompts);
+    }
+}
+
 impl WasmRouter {
+    /// Gives the plugin `host.prompt-text` (only call when it asked for the
+    /// `prompt-text` capability).
+    pub fn grant_prompts(&mut self, prompts: std::sync::Arc<Vec<String>>) {
+        self.inst.grant_prompts(prompts);
+    }
+
     /// Instantiates `loaded` and calls `create(config_json)`.
     pub fn new(loaded: &Loaded, config_json: &str, limits: Limits, clock: RunClock) -> Result<Self, LoadError> {
         let Pre::Router(pre) = &loaded.pre else { unreachable!("loaded as routing") };
@@ -160,6 +172,12 @@ impl WasmRouter {
 }
 
 impl WasmBatcher {
+    /// Gives the plugin `host.prompt-text` (only call when it asked for the
+    /// `prompt-text` capability).
+    pub fn grant_prompts(&mut self, prompts: std::sync::Arc<Vec<String>>) {
+        self.inst.grant_prompts(prompts);
+    }
+
     /// Instantiates `loaded` and calls `create(config_json)`.
     pub fn new(loaded: &Loaded, config_json: &str, limits: Limits, clock: RunClock) -> Result<Self, LoadError> {
         let Pre::Batcher(pre) = &loaded.pre else { unreachable!("loaded as batching") };

@@ -4,6 +4,8 @@
 //! an async context), and waits use the channel's timeout, so arrival times
 //! are kept with sub-millisecond lag.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
@@ -11,6 +13,7 @@ use std::time::Duration;
 use indicatif::ProgressBar;
 use sglab_core::Nanos;
 use sglab_core::arrival::Schedule;
+use sglab_core::config::Backend;
 use sglab_core::dispatch::{Action, Dispatcher, Finish};
 use sglab_core::policy::{Outcome, PolicyError, RequestInfo};
 use sglab_core::record::{RequestRecord, Status};
@@ -59,6 +62,16 @@ pub struct Input {
     pub clock: RunClock,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// API.
+    pub backend: Backend,
+    /// Streamed responses.
+    pub stream: bool,
+    /// `model` for OpenAI backends.
+    pub model: String,
+    /// Stop dispatching after this long (None: no limit).
+    pub max_duration: Option<Nanos>,
+    /// Stop dispatching after this many errors (None: no limit).
+    pub max_errors: Option<u32>,
     /// Where finished records go.
     pub records: Sender<RequestRecord>,
     /// Runtime for request tasks.
@@ -69,13 +82,32 @@ pub struct Input {
     pub progress: ProgressBar,
 }
 
+/// Why dispatch stopped early.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// A plugin failed (the run failed).
+    Failure(String),
+    /// The user interrupted the run.
+    Interrupted,
+    /// A configured stop rule (`max_duration_s`, `max_errors`) ended it.
+    Rule(String),
+}
+
+impl Stop {
+    /// The reason in words.
+    pub fn reason(&self) -> String {
+        match self {
+            Stop::Failure(r) | Stop::Rule(r) => r.clone(),
+            Stop::Interrupted => "interrupted by the user".to_owned(),
+        }
+    }
+}
+
 /// How the run ended.
 #[derive(Debug)]
 pub struct Output {
     /// Why dispatch stopped early, if it did.
-    pub failure: Option<String>,
-    /// Stopped by the user.
-    pub interrupted: bool,
+    pub stop: Option<Stop>,
     /// Peak linear memory of the (batching, routing) plugins, bytes.
     pub plugin_memory: (usize, usize),
 }
@@ -95,17 +127,33 @@ struct Driver {
     next: usize,
     credits: usize,
     finalized: usize,
-    failure: Option<String>,
-    interrupted: bool,
+    errors: u32,
+    stop: Option<Stop>,
     cancel: watch::Sender<bool>,
+    /// Closed loop: times at which a user may send again.
+    think: BinaryHeap<Reverse<Nanos>>,
+    think_ns: Nanos,
 }
 
 impl Driver {
     fn record(&mut self, rec: RequestRecord) {
+        if rec.status == Status::Error {
+            self.errors += 1;
+        }
         let _ = self.input.records.send(rec);
         self.finalized += 1;
-        self.credits += 1;
+        if self.think_ns == 0 {
+            self.credits += 1;
+        } else {
+            self.think.push(Reverse(self.input.clock.now_ns() + self.think_ns));
+        }
         self.input.progress.inc(1);
+        if let Some(max) = self.input.max_errors
+            && self.errors >= max
+            && self.stop.is_none()
+        {
+            self.stop(Stop::Rule(format!("max_errors = {max} reached")), false);
+        }
     }
 
     fn unsent(&self, id: usize, status: Status, error: String) -> RequestRecord {
@@ -116,14 +164,16 @@ impl Driver {
     }
 
     /// Stops dispatching: unsent requests are recorded as cancelled;
-    /// in-flight ones are awaited (or cancelled too, on interrupt).
-    fn stop(&mut self, reason: String, cancel_in_flight: bool) {
-        if self.failure.is_some() {
+    /// in-flight ones are awaited (or cancelled too).
+    fn stop(&mut self, why: Stop, cancel_in_flight: bool) {
+        if self.stop.is_some() {
             return;
         }
+        let reason = why.reason();
+        self.stop = Some(why);
         let in_flight = self.disp.in_flight();
         if in_flight > 0 && !cancel_in_flight {
-            tracing::warn!("stopping dispatch (the error follows); waiting for {in_flight} request(s) in flight");
+            tracing::warn!("stopping dispatch ({reason}); waiting for {in_flight} request(s) in flight");
         }
         let note = format!("not sent: the run stopped ({reason})");
         for id in self.disp.abort_unsent() {
@@ -140,18 +190,22 @@ impl Driver {
             self.record(rec);
         }
         self.next = self.slots.len();
-        self.failure = Some(reason);
         if cancel_in_flight {
             let _ = self.cancel.send(true);
         }
     }
 
     fn fail(&mut self, e: PolicyError) {
-        self.stop(e.to_string(), false);
+        self.stop(Stop::Failure(e.to_string()), false);
     }
 
     fn arrivals(&mut self) {
-        while self.failure.is_none() && self.next < self.slots.len() {
+        let now = self.input.clock.now_ns();
+        while self.think.peek().is_some_and(|Reverse(t)| *t <= now) {
+            self.think.pop();
+            self.credits += 1;
+        }
+        while self.stop.is_none() && self.next < self.slots.len() {
             let now = self.input.clock.now_ns();
             let scheduled = match &self.input.schedule {
                 Schedule::Timed(t) if t[self.next] <= now => t[self.next],
@@ -173,8 +227,8 @@ impl Driver {
                 max_new_tokens: spec.output_len,
                 prefix_hashes: spec.prefix_hashes.clone(),
                 prefix_block_tokens: PREFIX_BLOCK_TOKENS,
-                priority: 0,
-                session: None,
+                priority: spec.priority,
+                session: spec.session,
             };
             self.next += 1;
             if let Err(e) = self.disp.arrive(info, &mut self.input.batcher) {
@@ -186,7 +240,7 @@ impl Driver {
     fn handle(&mut self, ev: Event) {
         match ev {
             Event::FirstToken { id, to_server, at } => {
-                if self.failure.is_none()
+                if self.stop.is_none()
                     && let Err(e) = self.disp.first_token(at, id, at - to_server, &mut self.input.router)
                 {
                     self.fail(e);
@@ -201,7 +255,17 @@ impl Driver {
                 } else {
                     Status::Ok
                 };
-                if self.failure.is_none() {
+                if a.unreachable
+                    && let Some(node) = slot.node
+                    && self.disp.nodes()[node as usize].healthy
+                {
+                    tracing::warn!(
+                        "node {node} ({}) is unreachable; marking it unhealthy",
+                        self.input.nodes[node as usize]
+                    );
+                    self.disp.set_healthy(node, false);
+                }
+                if self.stop.is_none() {
                     let outcome = match status {
                         Status::Ok => Outcome::Ok,
                         Status::Cancelled => Outcome::Cancelled,
@@ -237,18 +301,21 @@ impl Driver {
                 };
                 self.record(rec);
             }
-            Event::Interrupt => {
-                self.interrupted = true;
-                self.stop("interrupted by the user".into(), true);
-            }
+            Event::Interrupt => self.stop(Stop::Interrupted, true),
         }
     }
 
     fn step(&mut self, actions: &mut Vec<Action>) {
-        if self.failure.is_some() {
+        let now = self.input.clock.now_ns();
+        if let Some(limit) = self.input.max_duration
+            && now >= limit
+            && self.stop.is_none()
+        {
+            self.stop(Stop::Rule(format!("max_duration_s = {} reached", limit as f64 / 1e9)), true);
+        }
+        if self.stop.is_some() {
             return;
         }
-        let now = self.input.clock.now_ns();
         let (b, r) = (&mut self.input.batcher, &mut self.input.router);
         if let Err(e) = self.disp.step(now, b, r, actions) {
             self.fail(e);
@@ -272,46 +339,45 @@ impl Driver {
     }
 
     fn spawn(&self, id: u64, node: u32) {
-        let url = self.input.nodes[node as usize].clone();
+        let base = self.input.nodes[node as usize].clone();
         let specs = self.input.specs.clone();
         let http = self.input.http.clone();
         let clock = self.input.clock.clone();
-        let timeout = self.input.timeout;
+        let (timeout, backend, stream, model) =
+            (self.input.timeout, self.input.backend, self.input.stream, self.input.model.clone());
         let events = self.events.clone();
         let cancel = self.cancel.subscribe();
         self.input.runtime.spawn(async move {
-            let body = client::generate_body(&specs[id as usize]);
+            let body = client::api::body(backend, &specs[id as usize], &model, stream);
             let ft = events.clone();
             let on_first = move |to_server, at| {
                 let _ = ft.send(Event::FirstToken { id, to_server, at });
             };
-            let attempt = client::generate(&http, &url, body, clock, timeout, cancel, on_first).await;
+            let req = client::Send { base, backend, stream, body, timeout };
+            let attempt = client::send(&http, req, clock, cancel, on_first).await;
             let _ = events.send(Event::Done { id, attempt });
         });
     }
 
     /// The earliest time something is due (next timed arrival or plugin wake-up).
     fn next_due(&self) -> Option<Nanos> {
-        if self.failure.is_some() {
+        if self.stop.is_some() {
             return None;
         }
         let arrival = match &self.input.schedule {
             Schedule::Timed(t) => t.get(self.next).copied(),
-            Schedule::ClosedLoop { .. } => None,
+            Schedule::ClosedLoop { .. } => self.think.peek().map(|Reverse(t)| *t),
         };
-        match (arrival, self.disp.next_wake()) {
-            (Some(a), Some(w)) => Some(a.min(w)),
-            (a, w) => a.or(w),
-        }
+        [arrival, self.disp.next_wake(), self.input.max_duration].into_iter().flatten().min()
     }
 }
 
 /// Runs the whole workload; returns when every request has a record.
 pub fn run(input: Input, events_tx: Sender<Event>, events: Receiver<Event>) -> Output {
     let n = input.specs.len();
-    let credits = match input.schedule {
-        Schedule::ClosedLoop { users } => users as usize,
-        Schedule::Timed(_) => 0,
+    let (credits, think_ns) = match input.schedule {
+        Schedule::ClosedLoop { users, think_ns } => (users as usize, think_ns),
+        Schedule::Timed(_) => (0, 0),
     };
     let (cancel, _) = watch::channel(false);
     let nodes = input.nodes.len();
@@ -323,9 +389,11 @@ pub fn run(input: Input, events_tx: Sender<Event>, events: Receiver<Event>) -> O
         next: 0,
         credits,
         finalized: 0,
-        failure: None,
-        interrupted: false,
+        errors: 0,
+        stop: None,
         cancel,
+        think: BinaryHeap::new(),
+        think_ns,
     };
     d.input.clock.start();
     let mut actions = Vec::new();
@@ -352,9 +420,5 @@ pub fn run(input: Input, events_tx: Sender<Event>, events: Receiver<Event>) -> O
         }
     }
     d.input.progress.finish_and_clear();
-    Output {
-        failure: d.failure,
-        interrupted: d.interrupted,
-        plugin_memory: (d.input.batcher.peak_memory(), d.input.router.peak_memory()),
-    }
+    Output { stop: d.stop, plugin_memory: (d.input.batcher.peak_memory(), d.input.router.peak_memory()) }
 }

@@ -116,6 +116,7 @@ pub fn spawn(mut engine: Box<dyn Engine + Send>, scale: f64, crash_after: Option
     std::thread::Builder::new()
         .name("sglab-sim-engine".into())
         .spawn(move || {
+            raise_priority();
             let mut streams: HashMap<u64, mpsc::UnboundedSender<Stamped>> = HashMap::new();
             let mut due = Vec::new();
             let mut lag = Lag::default();
@@ -183,4 +184,19 @@ pub fn spawn(mut engine: Box<dyn Engine + Send>, scale: f64, crash_after: Option
         })
         .expect("spawn the simulator engine thread");
     EngineHandle { cmds, published, clock }
+}
+
+/// Asks the OS to prefer this thread (nice -10) so that its deadlines are
+/// kept when the machine is busy (e.g. the load generator on the same host).
+/// Without the privilege to do so it stays at normal priority.
+fn raise_priority() {
+    // SAFETY: plain syscalls on the calling thread; no memory is shared.
+    #[allow(unsafe_code)]
+    let rc = unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, -10)
+    };
+    if rc != 0 {
+        tracing::debug!("could not raise the engine thread's priority; running at normal priority");
+    }
 }

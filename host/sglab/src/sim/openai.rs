@@ -33,6 +33,7 @@ pub struct OpenAi {
     model: String,
     created: u64,
     include_usage: bool,
+    continuous_usage: bool,
     sent: u32,
     started: bool,
 }
@@ -60,7 +61,7 @@ impl OpenAi {
 }
 
 impl Format for OpenAi {
-    fn event(&mut self, ev: &TokenEvent, _: &Tracker, out: &mut String) {
+    fn event(&mut self, ev: &TokenEvent, t: &Tracker, out: &mut String) {
         if self.kind == Kind::Chat && !self.started {
             self.started = true;
             let role = json!({"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null});
@@ -73,7 +74,8 @@ impl Format for OpenAi {
             Kind::Completion => json!({"index": 0, "text": delta, "logprobs": null, "finish_reason": finish}),
             Kind::Chat => json!({"index": 0, "delta": {"content": delta}, "logprobs": null, "finish_reason": finish}),
         };
-        out.push_str(&self.chunk(choice, Value::Null));
+        let usage = if self.continuous_usage { Self::usage(t, ev) } else { Value::Null };
+        out.push_str(&self.chunk(choice, usage));
     }
 
     fn end(&mut self, ev: &TokenEvent, t: &Tracker, out: &mut String) {
@@ -141,6 +143,8 @@ async fn serve(server: Arc<Server>, req: Request<Incoming>, kind: Kind) -> Resp 
     };
     let stream = v.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let include_usage = v.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false);
+    let continuous_usage =
+        v.pointer("/stream_options/continuous_usage_stats").and_then(Value::as_bool).unwrap_or(false);
     let ignore_eos = v.get("ignore_eos").and_then(Value::as_bool).unwrap_or(false);
     let model = v.get("model").and_then(Value::as_str).unwrap_or(server.model()).to_owned();
     let rid = v.get("rid").and_then(Value::as_str).map(str::to_owned);
@@ -151,6 +155,7 @@ async fn serve(server: Arc<Server>, req: Request<Incoming>, kind: Kind) -> Resp 
         model,
         created: unix_now() as u64,
         include_usage,
+        continuous_usage,
         sent: 0,
         started: false,
     };

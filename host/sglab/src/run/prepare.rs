@@ -1,0 +1,135 @@
+//! Before a run: the workload (dataset file, tokenizer, specs, schedule),
+//! the model name for OpenAI backends, and warmup requests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use sglab_core::arrival::{self, Schedule};
+use sglab_core::config::{Backend, Dataset};
+use sglab_core::workload::{self, Approx, Prompt, RequestSpec, TokenCount, Tokenizer};
+
+use crate::client::{self, Http};
+use crate::experiment::{self, ConfigError};
+use crate::plugin::RunClock;
+use crate::tokenizer::HfTokenizer;
+
+/// The generated workload.
+pub struct Workload {
+    /// Requests.
+    pub specs: Arc<[RequestSpec]>,
+    /// Arrival times.
+    pub schedule: Schedule,
+    /// How prompt lengths were counted.
+    pub count: TokenCount,
+    /// Prompt texts (for plugins with the `prompt-text` capability).
+    pub texts: Arc<Vec<String>>,
+}
+
+fn config_err(cfg: &experiment::Loaded, key: &str, msg: String) -> ConfigError {
+    ConfigError::Plugin { path: cfg.shown(), key: key.to_owned(), msg }
+}
+
+/// Reads the dataset and tokenizer, generates the requests and their arrival
+/// times. Every problem is a config error naming the key.
+pub fn workload(cfg: &experiment::Loaded) -> Result<Workload, ConfigError> {
+    let w = &cfg.exp.workload;
+    let resolve = |p: &str| cfg.base_dir.join(p);
+    let hf;
+    let tok: &dyn Tokenizer = match &w.tokenizer {
+        Some(p) => {
+            hf = HfTokenizer::load(&resolve(p)).map_err(|e| config_err(cfg, "workload.tokenizer", e))?;
+            &hf
+        }
+        None => &Approx,
+    };
+    let file = match (&w.path, w.dataset) {
+        (Some(p), Dataset::Sharegpt | Dataset::Jsonl | Dataset::Trace) => {
+            let path = resolve(p);
+            Some(
+                std::fs::read_to_string(&path)
+                    .map_err(|e| config_err(cfg, "workload.path", format!("cannot read {}: {e}", path.display())))?,
+            )
+        }
+        _ => None,
+    };
+    let (specs, count) = workload::generate(w, cfg.exp.experiment.seed, file.as_deref(), tok).map_err(|e| {
+        let what = w.path.as_deref().map(|p| format!("{p}: ")).unwrap_or_default();
+        config_err(cfg, if file.is_some() { "workload.path" } else { "workload" }, format!("{what}{e}"))
+    })?;
+    let schedule = arrival::schedule(&cfg.exp.arrival, &specs, cfg.exp.experiment.seed)
+        .map_err(|e| config_err(cfg, "arrival.process", e))?;
+    let texts = specs
+        .iter()
+        .map(|s| match &s.prompt {
+            Prompt::Text(t) => t.clone(),
+            Prompt::Ids(ids) => tok.decode(ids),
+        })
+        .collect();
+    Ok(Workload { specs: specs.into(), schedule, count, texts: Arc::new(texts) })
+}
+
+/// The `model` field for OpenAI backends: configured, or the first model
+/// the first node lists at `/v1/models`.
+pub async fn model(configured: Option<&str>, backend: Backend, first_node: &str) -> anyhow::Result<String> {
+    if let Some(m) = configured {
+        return Ok(m.to_owned());
+    }
+    if backend == Backend::Sglang {
+        return Ok(String::new());
+    }
+    let client: Client<_, Empty<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let url = format!("{first_node}/v1/models");
+    let resp = tokio::time::timeout(Duration::from_secs(10), client.get(url.parse()?))
+        .await
+        .with_context(|| format!("{url}: no answer"))??;
+    let body = resp.into_body().collect().await?.to_bytes();
+    let v: serde_json::Value = serde_json::from_slice(&body).with_context(|| format!("{url}: not JSON"))?;
+    v.pointer("/data/0/id")
+        .and_then(|m| m.as_str())
+        .map(str::to_owned)
+        .with_context(|| format!("{url} lists no model; set workload.model"))
+}
+
+/// Sends `n` warmup requests (copies of the first request with at most 32
+/// output tokens, as SGLang's client does) round-robin over the nodes and
+/// waits for them. Fails only if every one of them fails.
+pub async fn warmup(
+    n: u32,
+    spec: &RequestSpec,
+    nodes: &[String],
+    http: &Http,
+    req: (Backend, bool, &str, Duration),
+) -> anyhow::Result<()> {
+    if n == 0 {
+        return Ok(());
+    }
+    let (backend, stream, model, timeout) = req;
+    let warm = RequestSpec { output_len: spec.output_len.min(32), ..spec.clone() };
+    let body = client::api::body(backend, &warm, model, stream);
+    let (_, never) = tokio::sync::watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n as usize {
+        let send = client::Send { base: nodes[i % nodes.len()].clone(), backend, stream, body: body.clone(), timeout };
+        let (http, never) = (http.clone(), never.clone());
+        tasks.spawn(async move { client::send(&http, send, RunClock::new(), never, |_, _| {}).await });
+    }
+    let mut last_error = None;
+    let mut ok = 0;
+    while let Some(done) = tasks.join_next().await {
+        match done?.error {
+            None => ok += 1,
+            Some(e) => last_error = Some(e),
+        }
+    }
+    match (ok, last_error) {
+        (0, Some(e)) => anyhow::bail!("all {n} warmup requests failed; the last: {e}"),
+        _ => {
+            tracing::info!("{ok} of {n} warmup requests succeeded");
+            Ok(())
+        }
+    }
+}
