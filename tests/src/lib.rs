@@ -168,6 +168,14 @@ impl SimNode {
     }
 }
 
+impl SimNode {
+    /// Kills the node now (as a crash would).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for SimNode {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -110,7 +110,8 @@ pub async fn warmup(
     let (backend, stream, model, timeout) = req;
     let warm = RequestSpec { output_len: spec.output_len.min(32), ..spec.clone() };
     let body = client::api::body(backend, &warm, model, stream);
-    let (_, never) = tokio::sync::watch::channel(false);
+    // Hold the sender: a closed channel would read as "cancel".
+    let (_keep, never) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..n as usize {
         let send = client::Send { base: nodes[i % nodes.len()].clone(), backend, stream, body: body.clone(), timeout };
