@@ -43,7 +43,9 @@ fn killing_a_node_mid_run_records_every_request_and_the_run_finishes() {
 fn openai_backends_stream_and_not_with_exact_token_counts() {
     let node = fixed();
     let s = Scratch::new("openai");
-    for (backend, stream) in [("openai-completions", true), ("openai-chat", true), ("openai-chat", false), ("sglang", false)] {
+    for (backend, stream) in
+        [("openai-completions", true), ("openai-chat", true), ("openai-chat", false), ("sglang", false)]
+    {
         let name = format!("{backend}-{stream}");
         let body = format!(
             "[workload]\nnum_requests = 6\ninput_len = 24\noutput_len = 5\nbackend = \"{backend}\"\nstream = {stream}\n\n\
@@ -69,7 +71,8 @@ fn openai_backends_stream_and_not_with_exact_token_counts() {
                 assert_eq!(r["ttft"], r["server_latency"], "{name}: non-streamed TTFT is the latency");
             }
         }
-        let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
         let counts = summary["workload"]["token_counts"].as_str().unwrap();
         assert_eq!(counts.starts_with("exact"), backend == "sglang", "{name}: {counts}");
     }
@@ -123,7 +126,8 @@ fn stop_rules_end_dispatch_and_keep_every_record() {
     assert_eq!(csv.rows.len(), 200, "warmup requests are not recorded");
     let sent = csv.rows.iter().filter(|r| !r["to_server_time"].is_empty()).count();
     assert!((45..=56).contains(&sent), "about 0.5 s x 100 req/s were sent: {sent}");
-    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["status"], "stopped");
     assert_eq!(summary["workload"]["warmup_requests"], 2);
     assert!(summary["schedule_lag_ms"]["p99"].as_f64().unwrap() < 5.0);

@@ -40,6 +40,10 @@ pub struct RunArgs {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Check the experiment (file, dataset, plugins and their configs) and
+    /// exit without starting anything.
+    #[arg(long)]
+    pub check: bool,
 }
 
 fn plugin_error(cfg: &experiment::Loaded, slot: &str, e: LoadError) -> ConfigError {
@@ -119,6 +123,23 @@ pub fn main(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.check {
+        let e = &cfg.exp;
+        println!(
+            "ok: {} — {} requests ({:?} dataset, {:?} arrivals, token counts {}), {} node(s), batching {} {}, routing {} {}",
+            cfg.shown(),
+            load.specs.len(),
+            e.workload.dataset,
+            e.arrival.process,
+            load.count.as_str(),
+            e.node_count(),
+            plugins.batching.meta.name,
+            plugins.batching.meta.version,
+            plugins.routing.meta.name,
+            plugins.routing.meta.version,
+        );
+        return ExitCode::SUCCESS;
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

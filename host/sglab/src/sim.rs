@@ -24,7 +24,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use sglab_core::sim::cost::{self, Profile};
 use sglab_core::sim::{Engine, FixedEngine, Policy, SchedulerConfig, SglangEngine};
-use tokio::net::TcpListener;
+use tokio::net::TcpSocket;
 
 /// Arguments of `sglab sim`.
 #[derive(Debug, Clone, Args)]
@@ -232,7 +232,13 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
     let addr: SocketAddr = format!("{}:{}", args.host, args.port)
         .parse()
         .with_context(|| format!("invalid --host/--port {}:{}", args.host, args.port))?;
-    let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot bind {addr}"))?;
+    // A deep accept queue (capped by the kernel's somaxconn): a closed-loop
+    // client opening thousands of connections at once must not see dropped
+    // SYNs (and their 1 s retransmission) as server latency.
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr).with_context(|| format!("cannot bind {addr}"))?;
+    let listener = socket.listen(65_535).with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     let handle = engine_task::spawn(engine, args.time_scale, args.crash_after_requests);
     let state = Arc::new(api::Server::new(handle, settings));

@@ -88,10 +88,12 @@ pub struct Parsed {
     pub error: Option<String>,
 }
 
+/// Borrowed where possible: the cumulative `text` grows with every event,
+/// and only its emptiness matters here.
 #[derive(Deserialize)]
-struct SglangEvent {
-    #[serde(default)]
-    text: Option<String>,
+struct SglangEvent<'a> {
+    #[serde(default, borrow)]
+    text: Option<std::borrow::Cow<'a, str>>,
     #[serde(default)]
     meta_info: Option<Meta>,
     #[serde(default)]
@@ -109,9 +111,9 @@ struct Meta {
 }
 
 #[derive(Deserialize)]
-struct OpenAiEvent {
-    #[serde(default)]
-    choices: Vec<Choice>,
+struct OpenAiEvent<'a> {
+    #[serde(default, borrow)]
+    choices: Vec<Choice<'a>>,
     #[serde(default)]
     usage: Option<Usage>,
     #[serde(default)]
@@ -119,21 +121,21 @@ struct OpenAiEvent {
 }
 
 #[derive(Deserialize)]
-struct Choice {
-    #[serde(default)]
-    text: Option<String>,
-    #[serde(default)]
-    delta: Option<Delta>,
-    #[serde(default)]
-    message: Option<Delta>,
+struct Choice<'a> {
+    #[serde(default, borrow)]
+    text: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    delta: Option<Delta<'a>>,
+    #[serde(default, borrow)]
+    message: Option<Delta<'a>>,
 }
 
 #[derive(Deserialize)]
-struct Delta {
-    #[serde(default)]
-    content: Option<String>,
-    #[serde(default)]
-    reasoning_content: Option<String>,
+struct Delta<'a> {
+    #[serde(default, borrow)]
+    content: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    reasoning_content: Option<std::borrow::Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -157,7 +159,7 @@ fn error_text(err: Value) -> String {
 pub fn parse(backend: Backend, payload: &[u8]) -> Result<Parsed, String> {
     match backend {
         Backend::Sglang => {
-            let ev: SglangEvent = serde_json::from_slice(payload).map_err(|e| format!("malformed event: {e}"))?;
+            let ev: SglangEvent<'_> = serde_json::from_slice(payload).map_err(|e| format!("malformed event: {e}"))?;
             let meta = ev.meta_info;
             Ok(Parsed {
                 completion_tokens: meta.as_ref().and_then(|m| m.completion_tokens),
@@ -168,7 +170,7 @@ pub fn parse(backend: Backend, payload: &[u8]) -> Result<Parsed, String> {
             })
         }
         Backend::OpenaiCompletions | Backend::OpenaiChat => {
-            let ev: OpenAiEvent = serde_json::from_slice(payload).map_err(|e| format!("malformed event: {e}"))?;
+            let ev: OpenAiEvent<'_> = serde_json::from_slice(payload).map_err(|e| format!("malformed event: {e}"))?;
             let has_text = ev.choices.iter().any(|c| {
                 let d = c.delta.as_ref().or(c.message.as_ref());
                 c.text.as_deref().is_some_and(|t| !t.is_empty())
