@@ -4,6 +4,8 @@
 # `sglab sim --profile fixed` server in the same script.
 #
 #   scripts/compare-sglang-bench.sh [CONCURRENCY...]    (default: 100 500 1000)
+#   PIN=1 scripts/compare-sglang-bench.sh ...           (server on CPU 0, clients on CPU 1)
+#   SIM_ARGS="--incremental-streaming-output" ...       (extra server flags)
 #
 # Exact answers: TTFT 50 ms, ITL/TPOT 10 ms (100 output tokens). Prints a
 # markdown table (errors = measured - exact) for docs/performance.md.
@@ -16,8 +18,12 @@ PY=.venv/bin/python
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
 
+SIM_CPU=(); CLIENT_CPU=()
+if [ "${PIN:-0}" = 1 ]; then SIM_CPU=(taskset -c 0); CLIENT_CPU=(taskset -c 1); fi
+
 start_sim() {
-    "$SGLAB" sim --port 0 --profile fixed "$@" > "$work/sim.out" 2> "$work/sim.err" &
+    # shellcheck disable=SC2086
+    "${SIM_CPU[@]}" "$SGLAB" sim --port 0 --profile fixed ${SIM_ARGS:-} "$@" > "$work/sim.out" 2> "$work/sim.err" &
     SIM_PID=$!
     for _ in $(seq 1 100); do
         URL=$(sed -n 's/^listening on //p' "$work/sim.out")
@@ -41,14 +47,14 @@ output_len = $3
 process = "closed-loop"
 concurrency = $1
 TOML
-    "$SGLAB" run "$work/exp.toml" --url "$URL" -q > /dev/null
+    "${CLIENT_CPU[@]}" "$SGLAB" run "$work/exp.toml" --url "$URL" -q > /dev/null
     local sum; sum=$(ls -td "$work"/results/compare/* | head -1)/summary.json
     python3 -c 'import json,sys; m=json.load(open(sys.argv[1]))["metrics"]; t=m["ttft"]; p=m["tpot"]; print("%.3f %.3f %.4f %.1f" % (t["mean"]*1e3, t["p99"]*1e3, (p or {"mean":float("nan")})["mean"]*1e3, m["request_throughput"]))' "$sum"
 }
 
 bench_run() { # concurrency num output_len -> same fields
     rm -f "$work/bench.jsonl"
-    HF_HUB_OFFLINE=1 "$PY" scripts/sglang_bench.py --backend sglang --base-url "$URL" --dataset-name random-ids \
+    HF_HUB_OFFLINE=1 "${CLIENT_CPU[@]}" "$PY" scripts/sglang_bench.py --backend sglang --base-url "$URL" --dataset-name random-ids \
         --tokenizer "${TMPDIR:-/tmp}/sglab-sim-model" --tokenize-prompt --vocab-size 6 --disable-retokenize \
         --num-prompts "$2" --random-input-len 128 --random-output-len "$3" --random-range-ratio 1 \
         --max-concurrency "$1" --warmup-requests 1 --disable-tqdm --output-file "$work/bench.jsonl" > "$work/bench.log" 2>&1

@@ -88,6 +88,10 @@ pub struct SimArgs {
     /// Serve /metrics (Prometheus).
     #[arg(long)]
     pub enable_metrics: bool,
+    /// `/generate` streams send only the new text and ids in each event
+    /// (SGLang's flag; `completion_tokens` stays cumulative).
+    #[arg(long)]
+    pub incremental_streaming_output: bool,
     /// Fraction of GPU memory for weights + KV (default: SGLang's automatic value).
     #[arg(long)]
     pub mem_fraction_static: Option<f64>,

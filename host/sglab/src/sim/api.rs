@@ -286,23 +286,28 @@ fn parse_generate(v: &Value) -> Result<(Option<String>, SimRequest, bool), Strin
     Ok((rid, SimRequest { input_ids, max_new_tokens, ignore_eos }, stream))
 }
 
-/// `/generate`'s default (cumulative) event format.
+/// `/generate`'s event format: cumulative text and ids (SGLang's default),
+/// or only the new ones with `--incremental-streaming-output`.
 pub struct Native {
     rid: String,
     sent_first: bool,
+    incremental: bool,
+    sent: u32,
 }
 
 impl Native {
     fn json(&mut self, ev: &TokenEvent, t: &Tracker) -> String {
         let n = ev.completion_tokens;
-        let mut s = String::with_capacity(160 + n as usize * 10);
+        let from = if self.incremental { self.sent.min(n) } else { 0 };
+        self.sent = n;
+        let mut s = String::with_capacity(160 + (n - from) as usize * 10);
         s.push_str("{\"text\":\"");
-        for _ in 0..n {
+        for _ in from..n {
             s.push_str(TOKEN_TEXT);
         }
         s.push_str("\",\"output_ids\":[");
-        for i in 0..n {
-            if i > 0 {
+        for i in from..n {
+            if i > from {
                 s.push(',');
             }
             let _ = write!(s, "{}", 1000 + i % 30_000);
@@ -356,7 +361,9 @@ async fn generate(server: Arc<Server>, req: Request<Incoming>) -> Resp {
         Ok(p) => p,
         Err(msg) => return error(StatusCode::BAD_REQUEST, &msg),
     };
-    let events = match server.start(rid, sim_req, |rid| Native { rid: rid.to_owned(), sent_first: false }).await {
+    let incremental = stream && server.settings.args.incremental_streaming_output;
+    let make = |rid: &str| Native { rid: rid.to_owned(), sent_first: false, incremental, sent: 0 };
+    let events = match server.start(rid, sim_req, make).await {
         Ok(s) => s,
         Err(r) => return r,
     };

@@ -1,0 +1,59 @@
+//! The decode step's memory check and retraction: SGLang 0.5.23
+//! `managers/scheduler.py` `update_running_batch` and
+//! `managers/schedule_batch.py` `check_decode_mem`, `retract_decode`.
+
+use super::*;
+
+impl SglangEngine {
+    /// `update_running_batch`: memory check, retraction, allocation.
+    pub(super) fn prepare_decode(&mut self, out: &mut Vec<TokenEvent>) -> Option<Vec<usize>> {
+        if self.running.is_empty() {
+            return None;
+        }
+        let need = self.running.len() as u64;
+        if self.available() < need {
+            // Victims: fewest generated tokens first, then longest prompt.
+            let mut order = std::mem::take(&mut self.running);
+            order.sort_by(|&a, &b| {
+                let (ra, rb) = (self.req(a), self.req(b));
+                rb.out_len().cmp(&ra.out_len()).then(ra.input_len.cmp(&rb.input_len))
+            });
+            while self.available() < order.len() as u64 && order.len() > 1 {
+                let v = order.pop().expect("more than one");
+                self.retract(v, order.len() as u64);
+            }
+            self.running = order;
+            let (done, max): (u64, u64) = self.running.iter().fold((0, 0), |(d, m), &i| {
+                let r = self.req(i);
+                (d + r.out_len(), m + r.max_new)
+            });
+            self.ratio = ((done + RETRACT_DECODE_STEPS * self.running.len() as u64) as f64 / (max + 1) as f64).min(1.0);
+            self.batch_is_full = false;
+            if self.available() < self.running.len() as u64 {
+                let last = self.running.pop().expect("one left");
+                self.abort(last, "KV cache is full even for one request (out of memory)", out);
+                return None;
+            }
+        } else {
+            self.ratio = (self.ratio - self.ratio_decay).max(self.ratio_min);
+        }
+        let running = self.running.clone();
+        for &i in &running {
+            let ok = self.alloc(i, 1);
+            debug_assert!(ok, "decode allocation checked above");
+        }
+        Some(running)
+    }
+
+    pub(super) fn retract(&mut self, v: usize, remaining: u64) {
+        self.private_total -= self.req(v).private;
+        self.set_lock(v, None);
+        let r = self.req_mut(v);
+        r.private = 0;
+        r.kv_len = 0;
+        r.retractions += 1;
+        self.radix.evict(RETRACT_DECODE_STEPS * remaining);
+        self.waiting.push(v);
+        self.stats.retracted_total += 1;
+    }
+}
