@@ -33,6 +33,43 @@ pub struct Experiment {
     /// `[client]`: how requests are sent.
     #[serde(default)]
     pub client: Client,
+    /// `[slo]`: limits for goodput and SLO attainment.
+    #[serde(default)]
+    pub slo: Slo,
+    /// `[results]`: optional outputs.
+    #[serde(default)]
+    pub results: Results,
+}
+
+/// `[slo]`: a request meets the SLO when it finished ok within every limit set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Slo {
+    /// Time to first token, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttft_ms: Option<f64>,
+    /// Time per output token, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tpot_ms: Option<f64>,
+    /// Finish - arrival (total latency), ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub e2e_ms: Option<f64>,
+}
+
+/// `[results]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Results {
+    /// Also write `tokens.csv`: every token event's time.
+    pub tokens_csv: bool,
+    /// Window of `timeline_<interval>.csv`, seconds.
+    pub timeline_interval_s: f64,
+}
+
+impl Default for Results {
+    fn default() -> Self {
+        Self { tokens_csv: false, timeline_interval_s: 1.0 }
+    }
 }
 
 /// `[experiment]`.
@@ -516,6 +553,17 @@ impl Experiment {
         if !(c.max_duration_s.is_finite() && c.max_duration_s >= 0.0) {
             return Err(invalid("client.max_duration_s", c.max_duration_s, "must be zero (no limit) or more seconds"));
         }
+        for (k, v) in
+            [("slo.ttft_ms", self.slo.ttft_ms), ("slo.tpot_ms", self.slo.tpot_ms), ("slo.e2e_ms", self.slo.e2e_ms)]
+        {
+            if let Some(v) = v.filter(|v| !(v.is_finite() && *v > 0.0)) {
+                return Err(invalid(k, v, "must be a positive number of milliseconds"));
+            }
+        }
+        let ti = self.results.timeline_interval_s;
+        if !(ti.is_finite() && ti > 0.0) {
+            return Err(invalid("results.timeline_interval_s", ti, "must be a positive number of seconds"));
+        }
         if !(c.max_schedule_lag_ms.is_finite() && c.max_schedule_lag_ms > 0.0) {
             return Err(invalid("client.max_schedule_lag_ms", c.max_schedule_lag_ms, "must be positive"));
         }
@@ -542,6 +590,8 @@ mod tests {
             routing: Routing::default(),
             sandbox: Sandbox::default(),
             client: Client::default(),
+            slo: Slo::default(),
+            results: Results::default(),
         }
     }
 

@@ -9,6 +9,7 @@
 //!   them over WebAssembly plugins).
 //! - [`dispatch`]: the client queue and per-node bookkeeping state machine.
 //! - [`record`] and [`stats`]: per-request records and their summary.
+//! - [`timeline`]: exact queued/running/decoding step functions over time.
 //! - [`sse`]: server-sent-event framing.
 //! - [`sim`]: the simulated server's engine.
 
@@ -24,6 +25,7 @@ pub mod sim;
 pub mod sse;
 pub mod stats;
 pub mod timefmt;
+pub mod timeline;
 pub mod workload;
 
 /// Nanoseconds since the run started (monotonic or virtual clock).

@@ -64,6 +64,11 @@ pub struct RequestRecord {
     pub cached_tokens: Option<u32>,
     /// Stream events that carried tokens.
     pub token_events: u32,
+    /// Times the server retracted (preempted) the request, if it reports it.
+    pub retractions: Option<u32>,
+    /// Every token event: (time, cumulative output tokens). Feeds the ITL
+    /// columns and `tokens.csv`.
+    pub token_times: Vec<(Nanos, u32)>,
 }
 
 impl RequestRecord {
@@ -83,12 +88,31 @@ impl RequestRecord {
             error,
             cached_tokens: None,
             token_events: 0,
+            retractions: None,
+            token_times: Vec::new(),
         }
+    }
+
+    /// Inter-token latencies in seconds, one per token after the first:
+    /// each event's gap divided by the tokens it carried, repeated for
+    /// each (SGLang's definition).
+    pub fn itl(&self) -> Vec<f64> {
+        let mut out = Vec::with_capacity(self.decode_length as usize);
+        for w in self.token_times.windows(2) {
+            let (t0, c0) = w[0];
+            let (t1, c1) = w[1];
+            let n = c1.saturating_sub(c0);
+            if n > 0 {
+                let gap = (secs(t1) - secs(t0)) / n as f64;
+                out.extend(std::iter::repeat_n(gap, n as usize));
+            }
+        }
+        out
     }
 }
 
 /// The header of `requests.csv`. The first nine columns are fixed by contract.
-pub const CSV_HEADER: &str = "req_id,input_length,decode_length,arrival_time,to_server_time,finish_time,server_latency,total_latency,ttft,first_token_time,node,status,error,scheduled_time,queue_time,tpot,cached_tokens,token_events";
+pub const CSV_HEADER: &str = "req_id,input_length,decode_length,arrival_time,to_server_time,finish_time,server_latency,total_latency,ttft,first_token_time,node,status,error,scheduled_time,queue_time,tpot,cached_tokens,token_events,ttft_total,itl_mean,itl_p99,retractions";
 
 fn opt(out: &mut String, v: Option<f64>) {
     if let Some(v) = v {
@@ -122,6 +146,8 @@ pub struct Derived {
     pub queue_time: Option<f64>,
     /// (finish - first_token) / (decode_length - 1).
     pub tpot: Option<f64>,
+    /// first_token - arrival.
+    pub ttft_total: Option<f64>,
 }
 
 impl RequestRecord {
@@ -137,6 +163,7 @@ impl RequestRecord {
             ttft: diff(first, sent),
             queue_time: diff(sent, arr),
             tpot,
+            ttft_total: diff(first, arr),
         }
     }
 
@@ -169,7 +196,22 @@ impl RequestRecord {
         if let Some(c) = self.cached_tokens {
             let _ = write!(out, "{c}");
         }
-        let _ = writeln!(out, ",{}", self.token_events);
+        let _ = write!(out, ",{},", self.token_events);
+        opt(out, d.ttft_total);
+        out.push(',');
+        let mut itl = self.itl();
+        if !itl.is_empty() {
+            let mean = itl.iter().sum::<f64>() / itl.len() as f64;
+            itl.sort_by(f64::total_cmp);
+            let _ = write!(out, "{mean},{}", crate::stats::percentile(&itl, 99.0));
+        } else {
+            out.push(',');
+        }
+        out.push(',');
+        if let Some(r) = self.retractions {
+            let _ = write!(out, "{r}");
+        }
+        out.push('\n');
     }
 }
 
@@ -192,7 +234,9 @@ mod tests {
             status: Status::Ok,
             error: String::new(),
             cached_tokens: Some(0),
-            token_events: 100,
+            token_events: 3,
+            retractions: Some(0),
+            token_times: vec![(51_234_567, 1), (61_234_567, 2), (81_234_567, 4)],
         };
         let mut line = String::new();
         r.write_csv(&mut line);
@@ -204,6 +248,10 @@ mod tests {
         assert_eq!(f(8), f(9) - f(4));
         assert_eq!(cols[10], "1");
         assert_eq!(cols[11], "ok");
+        assert_eq!(f(18), f(9) - f(3), "ttft_total");
+        // ITL: 10 ms for token 2, then 20 ms / 2 tokens = 10 ms twice.
+        assert!((f(19) - 0.01).abs() < 1e-12 && (f(20) - 0.01).abs() < 1e-12, "{line}");
+        assert_eq!(r.itl().len(), 3);
     }
 
     #[test]
@@ -211,6 +259,6 @@ mod tests {
         let r = RequestRecord::unsent(9, 5, None, Status::Cancelled, "run stopped: \"x\", y".into());
         let mut line = String::new();
         r.write_csv(&mut line);
-        assert_eq!(line, "9,5,0,,,,,,,,,cancelled,\"run stopped: \"\"x\"\", y\",,,,,0\n");
+        assert_eq!(line, "9,5,0,,,,,,,,,cancelled,\"run stopped: \"\"x\"\", y\",,,,,0,,,,\n");
     }
 }

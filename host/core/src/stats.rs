@@ -3,10 +3,13 @@
 //! Percentiles interpolate linearly between order statistics (numpy's
 //! default), so they match what users compute from `requests.csv`.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
+use crate::config::Slo;
 use crate::record::{RequestRecord, Status};
-use crate::secs;
+use crate::{secs, timeline};
 
 /// Distribution of one metric, in seconds.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -99,21 +102,95 @@ pub struct Summary {
     pub input_token_throughput: f64,
     /// Output tokens of ok requests per second.
     pub output_token_throughput: f64,
-    /// Time-average of requests in flight (sent, not finished), all sent requests.
+    /// Time-average of requests in flight (sent, not finished), all sent
+    /// requests: Σ server_latency / duration (Little's law).
     pub mean_concurrency: f64,
+    /// Most requests in flight at once.
+    pub max_concurrency: u32,
+    /// Time-average of the client queue depth (arrived, not yet sent).
+    pub mean_queue_depth: f64,
+    /// Deepest client queue.
+    pub max_queue_depth: u32,
+    /// First token - arrival, ok requests.
+    pub ttft_total: Option<Dist>,
+    /// Inter-token latency, pooled over every token after the first of every ok request.
+    pub itl: Option<Dist>,
+    /// Most output tokens in any 1-second window (tokens/s).
+    pub peak_output_token_throughput: f64,
+    /// Most requests finished ok in any 1-second window (requests/s).
+    pub peak_request_throughput: f64,
+    /// SLO results, when `[slo]` sets limits.
+    pub slo: Option<SloResult>,
+    /// Failed requests by the first part of their error.
+    pub errors_by_kind: BTreeMap<String, u64>,
+    /// Per node.
+    pub nodes: Vec<NodeSummary>,
+}
+
+/// Goodput and attainment for the configured limits.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SloResult {
+    /// The limits.
+    pub limits: Slo,
+    /// Requests that finished ok within every limit.
+    pub met: u64,
+    /// met / requests sent.
+    pub attainment: f64,
+    /// met / duration (requests/s).
+    pub goodput: f64,
+}
+
+/// One node's share of the run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeSummary {
+    /// Node index.
+    pub node: u32,
+    /// Requests sent to it.
+    pub requests: u64,
+    /// Finished ok.
+    pub ok: u64,
+    /// Failed.
+    pub error: u64,
+    /// Output tokens of ok requests.
+    pub output_tokens: u64,
+    /// Mean TTFT of ok requests, s.
+    pub mean_ttft: Option<f64>,
+    /// Mean server latency of ok requests, s.
+    pub mean_server_latency: Option<f64>,
+}
+
+fn error_kind(e: &str) -> String {
+    let head = e.split(": ").next().unwrap_or(e);
+    // "timed out after 600.0 s" and "HTTP 500 Internal Server Error" keep their words.
+    head.chars().take(80).collect()
+}
+
+fn peak_per_second(times: impl Iterator<Item = (f64, u64)>, end: f64) -> f64 {
+    let mut bins = vec![0u64; end.ceil().max(1.0) as usize + 1];
+    for (t, n) in times {
+        let b = (t.max(0.0) as usize).min(bins.len() - 1);
+        bins[b] += n;
+    }
+    bins.into_iter().max().unwrap_or(0) as f64
 }
 
 impl Summary {
-    /// Summarises a run's records.
+    /// Summarises a run's records against the SLO limits.
     pub fn of(records: &[RequestRecord]) -> Self {
+        Self::with_slo(records, &Slo::default())
+    }
+
+    /// Summarises a run's records against the SLO limits.
+    pub fn with_slo(records: &[RequestRecord], slo: &Slo) -> Self {
         let mut c = Counts { total: records.len() as u64, ..Counts::default() };
-        let mut sl = Vec::new();
-        let mut tl = Vec::new();
-        let mut tt = Vec::new();
-        let mut qt = Vec::new();
-        let mut tp = Vec::new();
+        let (mut sl, mut tl, mut tt, mut qt, mut tp, mut ttt, mut itl) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut inp, mut outp, mut busy) = (0u64, 0u64, 0.0f64);
         let mut end = 0.0f64;
+        let mut errors = BTreeMap::new();
+        let mut per_node: BTreeMap<u32, (NodeSummary, f64, f64)> = BTreeMap::new();
+        let (mut sent, mut met) = (0u64, 0u64);
+        let any_limit = slo.ttft_ms.is_some() || slo.tpot_ms.is_some() || slo.e2e_ms.is_some();
         for r in records {
             if let Some(f) = r.finish {
                 end = end.max(secs(f));
@@ -121,6 +198,35 @@ impl Summary {
             let d = r.derived();
             if let Some(s) = d.server_latency {
                 busy += s;
+                sent += 1;
+            }
+            if let Some(n) = r.node {
+                let e = per_node.entry(n).or_insert_with(|| {
+                    (
+                        NodeSummary {
+                            node: n,
+                            requests: 0,
+                            ok: 0,
+                            error: 0,
+                            output_tokens: 0,
+                            mean_ttft: None,
+                            mean_server_latency: None,
+                        },
+                        0.0,
+                        0.0,
+                    )
+                });
+                e.0.requests += 1;
+                match r.status {
+                    Status::Ok => {
+                        e.0.ok += 1;
+                        e.0.output_tokens += r.decode_length as u64;
+                        e.1 += d.ttft.unwrap_or(0.0);
+                        e.2 += d.server_latency.unwrap_or(0.0);
+                    }
+                    Status::Error => e.0.error += 1,
+                    _ => {}
+                }
             }
             match r.status {
                 Status::Ok => {
@@ -132,13 +238,47 @@ impl Summary {
                     tt.extend(d.ttft);
                     qt.extend(d.queue_time);
                     tp.extend(d.tpot);
+                    ttt.extend(d.ttft_total);
+                    itl.extend(r.itl());
+                    let within =
+                        |v: Option<f64>, limit: Option<f64>| limit.is_none_or(|l| v.is_some_and(|v| v * 1e3 <= l));
+                    if within(d.ttft, slo.ttft_ms) && within(d.tpot, slo.tpot_ms) && within(d.total_latency, slo.e2e_ms)
+                    {
+                        met += 1;
+                    }
                 }
-                Status::Error => c.error += 1,
+                Status::Error => {
+                    c.error += 1;
+                    *errors.entry(error_kind(&r.error)).or_insert(0) += 1;
+                }
                 Status::Rejected => c.rejected += 1,
                 Status::Cancelled => c.cancelled += 1,
             }
         }
         let per_s = |x: f64| if end > 0.0 { x / end } else { 0.0 };
+        let rows = timeline::exact(records, 0);
+        let (mean_queue_depth, max_queue_depth) = timeline::average_and_max(&rows, end, |r| r.queued);
+        let (_, max_concurrency) = timeline::average_and_max(&rows, end, |r| r.running);
+        let tokens = records.iter().filter(|r| r.status == Status::Ok).flat_map(|r| {
+            r.token_times.iter().scan(0u32, |prev, &(t, n)| {
+                let d = n.saturating_sub(*prev);
+                *prev = n;
+                Some((secs(t), d as u64))
+            })
+        });
+        let peak_output_token_throughput = peak_per_second(tokens, end);
+        let finishes = records.iter().filter(|r| r.status == Status::Ok).filter_map(|r| Some((secs(r.finish?), 1)));
+        let peak_request_throughput = peak_per_second(finishes, end);
+        let nodes = per_node
+            .into_values()
+            .map(|(mut n, ttft, lat)| {
+                if n.ok > 0 {
+                    n.mean_ttft = Some(ttft / n.ok as f64);
+                    n.mean_server_latency = Some(lat / n.ok as f64);
+                }
+                n
+            })
+            .collect();
         Self {
             requests: c,
             duration_s: end,
@@ -151,6 +291,21 @@ impl Summary {
             input_token_throughput: per_s(inp as f64),
             output_token_throughput: per_s(outp as f64),
             mean_concurrency: per_s(busy),
+            max_concurrency,
+            mean_queue_depth,
+            max_queue_depth,
+            ttft_total: Dist::of(ttt),
+            itl: Dist::of(itl),
+            peak_output_token_throughput,
+            peak_request_throughput,
+            slo: any_limit.then(|| SloResult {
+                limits: slo.clone(),
+                met,
+                attainment: if sent > 0 { met as f64 / sent as f64 } else { 0.0 },
+                goodput: per_s(met as f64),
+            }),
+            errors_by_kind: errors,
+            nodes,
         }
     }
 }
@@ -186,6 +341,8 @@ mod tests {
             error: String::new(),
             cached_tokens: None,
             token_events: 5,
+            retractions: None,
+            token_times: Vec::new(),
         }
     }
 
@@ -206,5 +363,16 @@ mod tests {
         assert_eq!(s.tpot.as_ref().unwrap().mean, 0.125);
         // 3 s of in-flight time over 2 s.
         assert_eq!(s.mean_concurrency, 1.5);
+        assert_eq!(s.max_concurrency, 2);
+        assert_eq!(s.errors_by_kind.get("x"), None, "cancelled requests are not errors");
+        assert_eq!(s.nodes.len(), 1);
+        assert_eq!((s.nodes[0].requests, s.nodes[0].ok, s.nodes[0].error), (3, 2, 1));
+        assert_eq!(s.nodes[0].mean_ttft, Some(0.5));
+        let slo = Slo { ttft_ms: Some(500.0), tpot_ms: None, e2e_ms: Some(1500.0) };
+        let s = Summary::with_slo(&recs, &slo);
+        // Request 0: ttft 0.5 s, e2e 1 s -> met; request 1: e2e 2 s -> missed.
+        let r = s.slo.unwrap();
+        assert_eq!((r.met, r.goodput), (1, 0.5));
+        assert!((r.attainment - 1.0 / 3.0).abs() < 1e-12);
     }
 }

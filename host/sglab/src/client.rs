@@ -55,6 +55,10 @@ pub struct Attempt {
     pub cancelled: bool,
     /// The node could not be reached at all (connection refused or failed).
     pub unreachable: bool,
+    /// Retractions the server reported.
+    pub retractions: Option<u32>,
+    /// Every token event: (time, cumulative output tokens).
+    pub token_times: Vec<(Nanos, u32)>,
 }
 
 /// Parses response events into an [`Attempt`] as they arrive.
@@ -81,6 +85,8 @@ impl StreamState {
                 error: None,
                 cancelled: false,
                 unreachable: false,
+                retractions: None,
+                token_times: Vec::new(),
             },
             backend,
             done: false,
@@ -111,6 +117,7 @@ impl StreamState {
         }
         let a = &mut self.attempt;
         a.prompt_tokens = ev.prompt_tokens.or(a.prompt_tokens);
+        a.retractions = ev.retractions.or(a.retractions);
         a.cached_tokens = ev.cached_tokens.or(a.cached_tokens);
         // Count from the server's cumulative completion_tokens where it
         // reports them; otherwise one token per event with text.
@@ -122,6 +129,7 @@ impl StreamState {
         if tokens > a.decode_length {
             a.decode_length = tokens;
             a.token_events += 1;
+            a.token_times.push((at, tokens));
             if a.first_token.is_none() {
                 a.first_token = Some(at);
                 return true;
@@ -153,6 +161,7 @@ impl StreamState {
             a.finish = at;
             a.first_token = Some(at);
             a.token_events = a.token_events.min(1);
+            a.token_times.truncate(1);
         }
         self.attempt
     }

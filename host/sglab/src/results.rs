@@ -38,12 +38,21 @@ pub struct RecordWriter {
 }
 
 impl RecordWriter {
-    /// Opens `path` and writes the header.
-    pub fn create(path: &Path) -> anyhow::Result<Self> {
+    /// Opens `path` and writes the header; with `tokens`, also writes every
+    /// token event to that file (`req_id,time,tokens`).
+    pub fn create(path: &Path, tokens: Option<&Path>) -> anyhow::Result<Self> {
         let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
         let mut out = BufWriter::new(file);
         writeln!(out, "{CSV_HEADER}")?;
         out.flush()?;
+        let mut tok_out = match tokens {
+            Some(p) => {
+                let mut w = BufWriter::new(File::create(p).with_context(|| format!("cannot create {}", p.display()))?);
+                writeln!(w, "req_id,time,tokens")?;
+                Some(w)
+            }
+            None => None,
+        };
         let (tx, rx) = mpsc::channel::<RequestRecord>();
         let shown = path.display().to_string();
         let thread = std::thread::Builder::new().name("sglab-records".into()).spawn(move || {
@@ -54,6 +63,11 @@ impl RecordWriter {
                 line.clear();
                 rec.write_csv(&mut line);
                 out.write_all(line.as_bytes()).with_context(|| format!("writing {shown}"))?;
+                if let Some(w) = &mut tok_out {
+                    for &(t, n) in &rec.token_times {
+                        writeln!(w, "{},{},{n}", rec.id, sglab_core::secs(t))?;
+                    }
+                }
                 all.push(rec);
                 next = match rx.try_recv() {
                     Ok(r) => Some(r),
@@ -64,6 +78,9 @@ impl RecordWriter {
                 };
             }
             out.flush()?;
+            if let Some(w) = &mut tok_out {
+                w.flush()?;
+            }
             Ok(all)
         })?;
         Ok(Self { tx, thread })
@@ -91,8 +108,8 @@ pub fn table(s: &Summary) -> String {
     let mut out = format!(
         "requests   {} total: {} ok, {} error, {} rejected, {} cancelled\n\
          duration   {:.3} s\n\
-         throughput {:.2} req/s, {:.1} input tok/s, {:.1} output tok/s\n\
-         concurrency {:.2} mean in flight\n\n",
+         throughput {:.2} req/s, {:.1} input tok/s, {:.1} output tok/s (peak {:.0} tok/s over 1 s)\n\
+         concurrency {:.2} mean in flight, {} max; client queue {:.2} mean, {} max\n",
         c.total,
         c.ok,
         c.error,
@@ -102,12 +119,28 @@ pub fn table(s: &Summary) -> String {
         s.request_throughput,
         s.input_token_throughput,
         s.output_token_throughput,
-        s.mean_concurrency
+        s.peak_output_token_throughput,
+        s.mean_concurrency,
+        s.max_concurrency,
+        s.mean_queue_depth,
+        s.max_queue_depth
     );
+    if let Some(slo) = &s.slo {
+        out.push_str(&format!(
+            "slo        {} of {} sent met it ({:.1} %), goodput {:.2} req/s\n",
+            slo.met,
+            c.total - c.cancelled - c.rejected,
+            slo.attainment * 100.0,
+            slo.goodput
+        ));
+    }
+    out.push('\n');
     out.push_str(&format!("{:<16}{:>10}{:>10}{:>10}{:>10}{:>10}\n", "(ms)", "mean", "p50", "p90", "p99", "max"));
-    let rows: [(&str, &Option<Dist>); 5] = [
+    let rows: [(&str, &Option<Dist>); 7] = [
         ("ttft", &s.ttft),
+        ("ttft_total", &s.ttft_total),
         ("tpot", &s.tpot),
+        ("itl", &s.itl),
         ("server_latency", &s.server_latency),
         ("total_latency", &s.total_latency),
         ("queue_time", &s.queue_time),
@@ -125,4 +158,47 @@ pub fn table(s: &Summary) -> String {
         ));
     }
     out
+}
+
+/// Writes `timeline.csv` (exact, one row per change) and
+/// `timeline_<interval>s.csv` (time-averages per window).
+pub fn write_timeline(
+    dir: &Path,
+    records: &[RequestRecord],
+    nodes: usize,
+    end: f64,
+    interval: f64,
+) -> anyhow::Result<()> {
+    use sglab_core::timeline;
+    let rows = timeline::exact(records, nodes);
+    let mut head = String::from("time,queued,running,prefill_waiting,decoding");
+    for n in 0..nodes {
+        head.push_str(&format!(",running_{n},prefill_waiting_{n},decoding_{n}"));
+    }
+    let mut out = BufWriter::new(File::create(dir.join("timeline.csv")).context("creating timeline.csv")?);
+    writeln!(out, "{head}")?;
+    for r in &rows {
+        write!(out, "{},{},{},{},{}", r.t, r.queued, r.running, r.prefill_waiting, r.decoding)?;
+        for n in &r.nodes {
+            write!(out, ",{},{},{}", n.0, n.1, n.2)?;
+        }
+        writeln!(out)?;
+    }
+    out.flush()?;
+    let name = format!("timeline_{interval}s.csv");
+    let mut out = BufWriter::new(File::create(dir.join(&name)).with_context(|| format!("creating {name}"))?);
+    let mut head = String::from("time,queued,running,prefill_waiting,decoding");
+    for n in 0..nodes {
+        head.push_str(&format!(",running_{n}"));
+    }
+    writeln!(out, "{head}")?;
+    for (t, v, per_node) in timeline::resample(&rows, end, interval) {
+        write!(out, "{t},{},{},{},{}", v[0], v[1], v[2], v[3])?;
+        for n in per_node {
+            write!(out, ",{n}")?;
+        }
+        writeln!(out)?;
+    }
+    out.flush()?;
+    Ok(())
 }

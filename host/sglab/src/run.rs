@@ -214,7 +214,8 @@ async fn execute(
         }
     };
 
-    let writer = RecordWriter::create(&dir.join("requests.csv"))?;
+    let tokens_csv = exp.results.tokens_csv.then(|| dir.join("tokens.csv"));
+    let writer = RecordWriter::create(&dir.join("requests.csv"), tokens_csv.as_deref())?;
     let progress = if quiet { ProgressBar::hidden() } else { ProgressBar::new(load.specs.len() as u64) };
     progress.set_style(
         ProgressStyle::with_template("{spinner} {pos}/{len} requests [{elapsed_precise}] {wide_bar} eta {eta}")
@@ -253,7 +254,8 @@ async fn execute(
     signals.abort();
     nodes.stop().await;
     let records = writer.finish()?;
-    let summary = Summary::of(&records);
+    let summary = Summary::with_slo(&records, &exp.slo);
+    results::write_timeline(&dir, &records, nodes.list.len(), summary.duration_s, exp.results.timeline_interval_s)?;
     let lag = schedule_lag(&records);
     let degraded = lag.as_ref().is_some_and(|l| l.p99 > exp.client.max_schedule_lag_ms);
     let (status, failed) = match &out.stop {

@@ -86,6 +86,8 @@ pub struct Parsed {
     pub cached_tokens: Option<u32>,
     /// An in-band error.
     pub error: Option<String>,
+    /// Retractions the server reports (SGLang `num_retractions`).
+    pub retractions: Option<u32>,
 }
 
 /// Borrowed where possible: the cumulative `text` grows with every event,
@@ -108,6 +110,8 @@ struct Meta {
     prompt_tokens: Option<u32>,
     #[serde(default)]
     cached_tokens: Option<u32>,
+    #[serde(default)]
+    num_retractions: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -167,6 +171,7 @@ pub fn parse(backend: Backend, payload: &[u8]) -> Result<Parsed, String> {
                 prompt_tokens: meta.as_ref().and_then(|m| m.prompt_tokens),
                 cached_tokens: meta.as_ref().and_then(|m| m.cached_tokens),
                 error: ev.error.map(error_text),
+                retractions: meta.as_ref().and_then(|m| m.num_retractions),
             })
         }
         Backend::OpenaiCompletions | Backend::OpenaiChat => {
@@ -191,6 +196,7 @@ pub fn parse(backend: Backend, payload: &[u8]) -> Result<Parsed, String> {
                     .and_then(Value::as_u64)
                     .map(|c| c as u32),
                 error: ev.error.map(error_text),
+                retractions: None,
             })
         }
     }

@@ -298,6 +298,8 @@ impl Driver {
                     error: a.error.unwrap_or_default(),
                     cached_tokens: a.cached_tokens,
                     token_events: a.token_events,
+                    retractions: a.retractions,
+                    token_times: a.token_times,
                 };
                 self.record(rec);
             }
