@@ -64,11 +64,13 @@ pub struct Results {
     pub tokens_csv: bool,
     /// Window of `timeline_<interval>.csv`, seconds.
     pub timeline_interval_s: f64,
+    /// How often each node's `/v1/loads` is polled into `server_metrics.csv`, seconds (0: off).
+    pub server_metrics_interval_s: f64,
 }
 
 impl Default for Results {
     fn default() -> Self {
-        Self { tokens_csv: false, timeline_interval_s: 1.0 }
+        Self { tokens_csv: false, timeline_interval_s: 1.0, server_metrics_interval_s: 0.5 }
     }
 }
 
@@ -559,6 +561,10 @@ impl Experiment {
             if let Some(v) = v.filter(|v| !(v.is_finite() && *v > 0.0)) {
                 return Err(invalid(k, v, "must be a positive number of milliseconds"));
             }
+        }
+        let si = self.results.server_metrics_interval_s;
+        if !(si.is_finite() && si >= 0.0) {
+            return Err(invalid("results.server_metrics_interval_s", si, "must be zero (off) or more seconds"));
         }
         let ti = self.results.timeline_interval_s;
         if !(ti.is_finite() && ti > 0.0) {

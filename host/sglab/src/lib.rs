@@ -3,6 +3,7 @@
 //! they share.
 
 pub mod client;
+pub mod collector;
 pub mod experiment;
 pub mod nodes;
 pub mod plugin;

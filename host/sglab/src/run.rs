@@ -242,6 +242,15 @@ async fn execute(
         http,
         progress,
     };
+    let collector = match exp.results.server_metrics_interval_s {
+        i if i > 0.0 => Some(crate::collector::Collector::start(
+            &dir.join("server_metrics.csv"),
+            nodes.list.iter().map(|n| n.url.clone()).collect(),
+            Duration::from_secs_f64(i),
+            clock.clone(),
+        )?),
+        _ => None,
+    };
     let started_wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
     let driver = std::thread::Builder::new().name("sglab-dispatch".into()).spawn(move || driver::run(input, tx, rx))?;
     let signals = tokio::spawn(async move {
@@ -252,6 +261,12 @@ async fn execute(
         .await?
         .map_err(|_| anyhow::anyhow!("the dispatcher panicked"))?;
     signals.abort();
+    if let Some(c) = collector {
+        match c.finish().await {
+            Ok(rows) => tracing::info!("server_metrics.csv: {rows} rows"),
+            Err(e) => tracing::warn!("server metrics collection failed: {e:#}"),
+        }
+    }
     nodes.stop().await;
     let records = writer.finish()?;
     let summary = Summary::with_slo(&records, &exp.slo);
