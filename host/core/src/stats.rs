@@ -26,6 +26,8 @@ pub struct Dist {
     pub p50: f64,
     /// 90th percentile.
     pub p90: f64,
+    /// 95th percentile.
+    pub p95: f64,
     /// 99th percentile.
     pub p99: f64,
     /// Largest.
@@ -58,6 +60,7 @@ impl Dist {
             min: values[0],
             p50: percentile(&values, 50.0),
             p90: percentile(&values, 90.0),
+            p95: percentile(&values, 95.0),
             p99: percentile(&values, 99.0),
             max: values[values.len() - 1],
         })
