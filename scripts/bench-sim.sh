@@ -11,16 +11,9 @@ SGLAB=target/release/sglab
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
 
-start_sim() { # args... -> sets URL
-    "$SGLAB" sim --port 0 "$@" > "$work/sim.out" 2> "$work/sim.err" &
-    SIM_PID=$!
-    for _ in $(seq 1 100); do
-        URL=$(sed -n 's/^listening on //p' "$work/sim.out")
-        [ -n "$URL" ] && return 0
-        sleep 0.05
-    done
-    echo "sim did not start" >&2; exit 1
-}
+SIM_CPU=()
+# shellcheck source=scripts/sim-lib.sh
+source scripts/sim-lib.sh
 
 lag() { # prints "count mean_ms max_ms over_1ms"
     curl -s "$URL/server_info" | python3 -c 'import json,sys; l=json.load(sys.stdin)["sglab_sim_step_lag"]; print(l["count"], "%.3f" % (l["mean_s"]*1e3), "%.3f" % (l["max_s"]*1e3), l["over_1ms"])'
@@ -44,10 +37,10 @@ concurrency = $n
 TOML
     "$SGLAB" run "$work/exp.toml" --url "$URL" -q > "$work/run.out"
     read -r count mean max over < <(lag)
-    rps=$(sed -n 's/^throughput *\([0-9.]*\) req\/s, .*, \([0-9.]*\) output tok\/s/\1/p' "$work/run.out")
-    tps=$(sed -n 's/^throughput .* \([0-9.]*\) output tok\/s/\1/p' "$work/run.out")
+    rps=$(sed -n 's/^throughput *\([0-9.]*\) req\/s.*/\1/p' "$work/run.out")
+    tps=$(sed -n 's/^throughput .*, \([0-9.]*\) output tok\/s.*/\1/p' "$work/run.out")
     printf "%-8s %-8s %-10s %-10s %-10s %-10s %-10s\n" "$n" "$count" "${mean}ms" "${max}ms" "$over" "$rps" "$tps"
-    kill "$SIM_PID"; wait "$SIM_PID" 2>/dev/null || true
+    stop_sim
 done
 
 echo
@@ -59,5 +52,5 @@ for scale in 1 0.1; do
     e2e=$(curl -s "$URL/generate" -d '{"input_ids":[1,2,3],"sampling_params":{"max_new_tokens":50}}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["meta_info"]["e2e_latency"])')
     t1=$(date +%s.%N)
     python3 -c "print('%-8s %-14.4f %-14.4f %-12.4f' % ($scale, $e2e, $t1-$t0, ($t1-$t0)/$e2e))"
-    kill "$SIM_PID"; wait "$SIM_PID" 2>/dev/null || true
+    stop_sim
 done

@@ -21,18 +21,8 @@ trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
 SIM_CPU=(); CLIENT_CPU=()
 if [ "${PIN:-0}" = 1 ]; then SIM_CPU=(taskset -c 0); CLIENT_CPU=(taskset -c 1); fi
 
-start_sim() {
-    # shellcheck disable=SC2086
-    "${SIM_CPU[@]}" "$SGLAB" sim --port 0 --profile fixed ${SIM_ARGS:-} "$@" > "$work/sim.out" 2> "$work/sim.err" &
-    SIM_PID=$!
-    for _ in $(seq 1 100); do
-        URL=$(sed -n 's/^listening on //p' "$work/sim.out")
-        [ -n "$URL" ] && return 0
-        sleep 0.05
-    done
-    echo "sim did not start" >&2; exit 1
-}
-stop_sim() { kill "$SIM_PID"; wait "$SIM_PID" 2>/dev/null || true; }
+# shellcheck source=scripts/sim-lib.sh
+source scripts/sim-lib.sh
 
 sglab_run() { # concurrency num output_len -> prints "mean_ttft p99_ttft mean_tpot req_s"
     cat > "$work/exp.toml" <<TOML
@@ -65,7 +55,8 @@ echo "| streams | client | mean TTFT error (ms) | p99 TTFT error (ms) | mean TPO
 echo "|---|---|---|---|---|---|"
 for n in "${@:-100 500 1000}"; do
     for client in sglab sglang-bench; do
-        start_sim --ttft-ms 50 --itl-ms 10
+        # shellcheck disable=SC2086
+        start_sim --profile fixed ${SIM_ARGS:-} --ttft-ms 50 --itl-ms 10
         if [ "$client" = sglab ]; then read -r mt pt tp rps < <(sglab_run "$n" $((n * 2)) 100)
         else read -r mt pt tp rps < <(bench_run "$n" $((n * 2)) 100); fi
         stop_sim
@@ -75,7 +66,8 @@ done
 echo
 echo "1-token responses (ttft 0, 200 streams, 20000 requests): requests per second"
 for client in sglab sglang-bench; do
-    start_sim --ttft-ms 0 --itl-ms 0
+    # shellcheck disable=SC2086
+    start_sim --profile fixed ${SIM_ARGS:-} --ttft-ms 0 --itl-ms 0
     if [ "$client" = sglab ]; then read -r _ _ _ rps < <(sglab_run 200 20000 1)
     else read -r _ _ _ rps < <(bench_run 200 20000 1); fi
     stop_sim
