@@ -4,9 +4,12 @@
 
 pub mod client;
 pub mod collector;
+pub mod compare;
 pub mod experiment;
 pub mod nodes;
+pub mod plots;
 pub mod plugin;
+pub mod report;
 pub mod results;
 pub mod run;
 pub mod sim;

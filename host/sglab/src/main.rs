@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use sglab::{run, sim};
+use sglab::{compare, report, run, sim};
 
 /// Benchmark and experiment framework for LLM serving with SGLang.
 #[derive(Debug, Parser)]
@@ -21,14 +21,38 @@ enum Command {
     Run(run::RunArgs),
     /// Serve SGLang's HTTP API from the simulator.
     Sim(Box<sim::SimArgs>),
+    /// Regenerate a run's plots and report.html from its files.
+    Report(report::ReportArgs),
+    /// Compare runs side by side (ratios to the first) with overlay plots.
+    Compare(compare::CompareArgs),
+}
+
+fn done(r: anyhow::Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
+    // Like other command-line tools, end quietly when stdout is a closed pipe
+    // (`sglab compare ... | head`).
+    // SAFETY: resetting a signal disposition to the default at start-up,
+    // before any thread exists.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let filter = EnvFilter::try_from_env("SGLAB_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run::main(args),
+        Command::Report(args) => done(report::main(args)),
+        Command::Compare(args) => done(compare::main(args)),
         Command::Sim(args) => {
             let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(rt) => rt,

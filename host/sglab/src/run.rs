@@ -303,6 +303,9 @@ async fn execute(
     });
     std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(&doc)? + "\n")
         .context("writing summary.json")?;
+    if let Err(e) = crate::report::generate(&dir) {
+        tracing::warn!("plots and report.html not written: {e:#}");
+    }
     print!("{}", results::table(&summary));
     if let Some(l) = &lag {
         println!(

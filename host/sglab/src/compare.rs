@@ -1,0 +1,96 @@
+//! `sglab compare DIR DIR...`: headline metrics of several runs side by side
+//! with ratios to the first, written to `compare.md`, plus overlay CDFs.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Args;
+use serde_json::Value;
+use sglab_core::record::Status;
+
+use crate::{plots, report};
+
+/// Arguments of `sglab compare`.
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// Run directories; ratios are to the first.
+    #[arg(required = true, num_args = 2..)]
+    pub dirs: Vec<PathBuf>,
+    /// Where to write compare.md and the overlay plots.
+    #[arg(long, default_value = "compare")]
+    pub out: PathBuf,
+}
+
+/// (label, JSON pointer into summary.json, unit scale, unit).
+const METRICS: &[(&str, &str, f64, &str)] = &[
+    ("requests ok", "/metrics/requests/ok", 1.0, ""),
+    ("request throughput", "/metrics/request_throughput", 1.0, "req/s"),
+    ("output token throughput", "/metrics/output_token_throughput", 1.0, "tok/s"),
+    ("mean in flight", "/metrics/mean_concurrency", 1.0, ""),
+    ("ttft mean", "/metrics/ttft/mean", 1e3, "ms"),
+    ("ttft p99", "/metrics/ttft/p99", 1e3, "ms"),
+    ("tpot mean", "/metrics/tpot/mean", 1e3, "ms"),
+    ("itl p99", "/metrics/itl/p99", 1e3, "ms"),
+    ("server latency mean", "/metrics/server_latency/mean", 1e3, "ms"),
+    ("total latency p99", "/metrics/total_latency/p99", 1e3, "ms"),
+    ("queue time mean", "/metrics/queue_time/mean", 1e3, "ms"),
+];
+
+/// The comparison table as markdown.
+pub fn table(names: &[String], summaries: &[Value]) -> String {
+    let mut t = String::from("| metric |");
+    for n in names {
+        let _ = write!(t, " {n} |");
+    }
+    t.push_str("\n|---|");
+    t.push_str(&"---|".repeat(names.len()));
+    t.push('\n');
+    for (label, ptr, scale, unit) in METRICS {
+        let _ = write!(t, "| {label}{} |", if unit.is_empty() { String::new() } else { format!(" ({unit})") });
+        let base = summaries[0].pointer(ptr).and_then(Value::as_f64);
+        for s in summaries {
+            match (s.pointer(ptr).and_then(Value::as_f64), base) {
+                (Some(v), Some(b)) if b != 0.0 => {
+                    let _ = write!(t, " {:.2} ({:.2}x) |", v * scale, v / b);
+                }
+                (Some(v), _) => {
+                    let _ = write!(t, " {:.2} |", v * scale);
+                }
+                (None, _) => t.push_str(" - |"),
+            }
+        }
+        t.push('\n');
+    }
+    t
+}
+
+/// Runs `sglab compare`.
+pub fn main(args: CompareArgs) -> anyhow::Result<()> {
+    let mut names = Vec::new();
+    let mut summaries = Vec::new();
+    let mut ttft = Vec::new();
+    let mut total = Vec::new();
+    for (i, dir) in args.dirs.iter().enumerate() {
+        let s: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("summary.json"))
+                .with_context(|| format!("{}: no summary.json", dir.display()))?,
+        )?;
+        let stamp = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let name = format!("{}. {} {}", i + 1, s["experiment"].as_str().unwrap_or("?"), stamp);
+        let recs = report::load_records(dir)?;
+        let ok = recs.iter().filter(|r| r.status == Status::Ok);
+        ttft.push((name.clone(), ok.clone().filter_map(|r| r.derived().ttft).map(|v| v * 1e3).collect()));
+        total.push((name.clone(), ok.filter_map(|r| r.derived().total_latency).map(|v| v * 1e3).collect()));
+        names.push(name);
+        summaries.push(s);
+    }
+    let md = table(&names, &summaries);
+    print!("{md}");
+    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    std::fs::write(args.out.join("compare.md"), &md)?;
+    plots::cdf(&args.out.join("ttft_cdf.svg"), "Time to first token", "milliseconds", &ttft)?;
+    plots::cdf(&args.out.join("total_latency_cdf.svg"), "Total latency", "milliseconds", &total)?;
+    println!("\nwritten: {}", args.out.display());
+    Ok(())
+}

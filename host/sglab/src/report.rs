@@ -1,0 +1,279 @@
+//! `sglab report DIR`: plots (`plots/*.svg`) and a self-contained
+//! `report.html` from a run's files. `sglab run` calls it at the end.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::Args;
+use serde_json::Value;
+use sglab_core::record::{RequestRecord, Status};
+use sglab_core::timeline;
+
+use crate::plots;
+
+/// Arguments of `sglab report`.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// A run directory (results/<name>/<stamp>/).
+    pub dir: PathBuf,
+}
+
+/// A CSV file as header + rows (RFC 4180 quoting, one record per line).
+pub fn read_csv(path: &Path) -> anyhow::Result<(Vec<String>, Vec<Vec<String>>)> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let split = |line: &str| {
+        let mut out = Vec::new();
+        let mut cur = String::new();
+        let mut quoted = false;
+        let mut chars = line.chars().peekable();
+        while let Some(c) = chars.next() {
+            match (c, quoted) {
+                ('"', true) if chars.peek() == Some(&'"') => {
+                    cur.push('"');
+                    chars.next();
+                }
+                ('"', _) => quoted = !quoted,
+                (',', false) => out.push(std::mem::take(&mut cur)),
+                _ => cur.push(c),
+            }
+        }
+        out.push(cur);
+        out
+    };
+    let mut lines = text.lines();
+    let header = split(lines.next().with_context(|| format!("{} is empty", path.display()))?);
+    // A run killed mid-write can leave a partial last line: skip short rows.
+    let rows = lines.map(split).filter(|r| r.len() == header.len()).collect();
+    Ok((header, rows))
+}
+
+fn col(header: &[String], name: &str) -> anyhow::Result<usize> {
+    header.iter().position(|h| h == name).with_context(|| format!("requests.csv has no {name} column"))
+}
+
+/// The records of `requests.csv` (times back in nanoseconds).
+pub fn load_records(dir: &Path) -> anyhow::Result<Vec<RequestRecord>> {
+    let (h, rows) = read_csv(&dir.join("requests.csv"))?;
+    let idx = |n: &str| col(&h, n);
+    let (id, inp, dec, arr, sent, first, fin, node, status, error, sched, cached, ev) = (
+        idx("req_id")?,
+        idx("input_length")?,
+        idx("decode_length")?,
+        idx("arrival_time")?,
+        idx("to_server_time")?,
+        idx("first_token_time")?,
+        idx("finish_time")?,
+        idx("node")?,
+        idx("status")?,
+        idx("error")?,
+        idx("scheduled_time")?,
+        idx("cached_tokens")?,
+        idx("token_events")?,
+    );
+    let ns = |s: &str| s.parse::<f64>().ok().map(|v| (v * 1e9).round() as u64);
+    Ok(rows
+        .iter()
+        .map(|r| RequestRecord {
+            id: r[id].parse().unwrap_or(0),
+            input_length: r[inp].parse().unwrap_or(0),
+            decode_length: r[dec].parse().unwrap_or(0),
+            scheduled: ns(&r[sched]),
+            arrival: ns(&r[arr]),
+            to_server: ns(&r[sent]),
+            first_token: ns(&r[first]),
+            finish: ns(&r[fin]),
+            node: r[node].parse().ok(),
+            status: match r[status].as_str() {
+                "ok" => Status::Ok,
+                "rejected" => Status::Rejected,
+                "cancelled" => Status::Cancelled,
+                _ => Status::Error,
+            },
+            error: r[error].clone(),
+            cached_tokens: r[cached].parse().ok(),
+            token_events: r[ev].parse().unwrap_or(0),
+            retractions: None,
+            token_times: Vec::new(),
+        })
+        .collect())
+}
+
+fn ms(v: &Value) -> String {
+    v.as_f64().map(|x| format!("{:.2}", x * 1e3)).unwrap_or_else(|| "-".into())
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// Writes `plots/*.svg` and `report.html` for the run in `dir`; returns the plots.
+pub fn generate(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let summary: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("summary.json"))
+            .with_context(|| format!("cannot read {}/summary.json", dir.display()))?,
+    )?;
+    let records = load_records(dir)?;
+    let nodes = summary["nodes"].as_array().map_or(1, Vec::len).max(1);
+    let plots_dir = dir.join("plots");
+    std::fs::create_dir_all(&plots_dir)?;
+    let ok: Vec<&RequestRecord> = records.iter().filter(|r| r.status == Status::Ok).collect();
+    let mut made = Vec::new();
+    let mut plot_cdf = |file: &str, title: &str, values: Vec<f64>| -> anyhow::Result<()> {
+        let p = plots_dir.join(file);
+        plots::cdf(&p, title, "milliseconds", &[(String::new(), values)])?;
+        made.push(p);
+        Ok(())
+    };
+    plot_cdf(
+        "ttft_cdf.svg",
+        "Time to first token",
+        ok.iter().filter_map(|r| r.derived().ttft).map(|v| v * 1e3).collect(),
+    )?;
+    plot_cdf(
+        "total_latency_cdf.svg",
+        "Total latency (arrival to finish)",
+        ok.iter().filter_map(|r| r.derived().total_latency).map(|v| v * 1e3).collect(),
+    )?;
+    let itl: Vec<f64> = match read_csv(&dir.join("tokens.csv")) {
+        Ok((_, rows)) => {
+            let mut last: std::collections::HashMap<&str, (f64, f64)> = std::collections::HashMap::new();
+            let mut out = Vec::new();
+            for r in &rows {
+                let (t, n): (f64, f64) = (r[1].parse().unwrap_or(0.0), r[2].parse().unwrap_or(0.0));
+                if let Some((t0, n0)) = last.insert(r[0].as_str(), (t, n))
+                    && n > n0
+                {
+                    out.extend(std::iter::repeat_n((t - t0) / (n - n0) * 1e3, (n - n0) as usize));
+                }
+            }
+            out
+        }
+        Err(_) => ok.iter().filter_map(|r| r.derived().tpot).map(|v| v * 1e3).collect(),
+    };
+    plot_cdf("itl_cdf.svg", "Inter-token latency", itl)?;
+
+    let end = summary["metrics"]["duration_s"].as_f64().unwrap_or(0.0);
+    let rows = timeline::exact(&records, nodes);
+    let mut series = vec![
+        ("client: queued".to_owned(), plots::steps(rows.iter().map(|r| (r.t, r.queued as f64)))),
+        ("client: running".to_owned(), plots::steps(rows.iter().map(|r| (r.t, r.running as f64)))),
+    ];
+    if let Ok((h, srows)) = read_csv(&dir.join("server_metrics.csv")) {
+        let (n, t, run, q) =
+            (col(&h, "node")?, col(&h, "time")?, col(&h, "num_running_reqs")?, col(&h, "num_queue_reqs")?);
+        for node in 0..nodes {
+            let pick = |c: usize| -> Vec<(f64, f64)> {
+                srows
+                    .iter()
+                    .filter(|r| r[n] == node.to_string())
+                    .filter_map(|r| Some((r[t].parse().ok()?, r[c].parse().ok()?)))
+                    .collect()
+            };
+            series.push((format!("node {node} (server): running"), pick(run)));
+            series.push((format!("node {node} (server): queued"), pick(q)));
+        }
+    }
+    let p = plots_dir.join("timeline.svg");
+    plots::lines(&p, "Requests over time: client view and server reports", "requests", &series)?;
+    made.push(p);
+
+    let secs = end.ceil().max(1.0) as usize;
+    let (mut toks, mut reqs) = (vec![0.0; secs + 1], vec![0.0; secs + 1]);
+    for r in &ok {
+        if let Some(f) = r.finish {
+            let b = ((f as f64 / 1e9) as usize).min(secs);
+            toks[b] += r.decode_length as f64;
+            reqs[b] += 1.0;
+        }
+    }
+    let p = plots_dir.join("throughput.svg");
+    plots::lines(
+        &p,
+        "Throughput per second (by finish time)",
+        "per second",
+        &[
+            ("output tokens / s".into(), toks.iter().enumerate().map(|(i, &v)| (i as f64, v)).collect()),
+            ("requests / s".into(), reqs.iter().enumerate().map(|(i, &v)| (i as f64, v)).collect()),
+        ],
+    )?;
+    made.push(p);
+    let node_series: Vec<(String, Vec<(f64, f64)>)> = (0..nodes)
+        .map(|n| (format!("node {n}: in flight"), plots::steps(rows.iter().map(|r| (r.t, r.nodes[n].0 as f64)))))
+        .collect();
+    let p = plots_dir.join("node_load.svg");
+    plots::lines(&p, "Requests in flight per node", "requests", &node_series)?;
+    made.push(p);
+
+    write_html(dir, &summary, &made)?;
+    Ok(made)
+}
+
+fn write_html(dir: &Path, s: &Value, plots: &[PathBuf]) -> anyhow::Result<()> {
+    let m = &s["metrics"];
+    let mut h = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>sglab report</title><style>\
+         body{font-family:sans-serif;margin:24px;max-width:1100px}table{border-collapse:collapse;margin:8px 0 20px}\
+         td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}th{background:#f3f3f3}\
+         td:first-child,th:first-child{text-align:left}.plot{margin:12px 0}</style></head><body>",
+    );
+    h.push_str(&format!(
+        "<h1>sglab: {}</h1><p>started {} · status <b>{}</b>{} · {}</p>",
+        html_escape(s["experiment"].as_str().unwrap_or("")),
+        html_escape(s["started_at"].as_str().unwrap_or("")),
+        html_escape(s["status"].as_str().unwrap_or("")),
+        s["stop_reason"].as_str().map(|r| format!(" ({})", html_escape(r))).unwrap_or_default(),
+        html_escape(&dir.display().to_string()),
+    ));
+    let r = &m["requests"];
+    h.push_str(&format!(
+        "<h2>Summary</h2><table><tr><th>requests</th><th>ok</th><th>error</th><th>rejected</th><th>cancelled</th>\
+         <th>duration (s)</th><th>req/s</th><th>output tok/s</th><th>mean in flight</th><th>max in flight</th></tr>\
+         <tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.3}</td><td>{:.2}</td><td>{:.1}</td><td>{:.2}</td><td>{}</td></tr></table>",
+        r["total"], r["ok"], r["error"], r["rejected"], r["cancelled"],
+        m["duration_s"].as_f64().unwrap_or(0.0),
+        m["request_throughput"].as_f64().unwrap_or(0.0),
+        m["output_token_throughput"].as_f64().unwrap_or(0.0),
+        m["mean_concurrency"].as_f64().unwrap_or(0.0),
+        m["max_concurrency"],
+    ));
+    h.push_str("<h2>Latency (ms)</h2><table><tr><th>metric</th><th>mean</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th><th>max</th></tr>");
+    for k in ["ttft", "ttft_total", "tpot", "itl", "server_latency", "total_latency", "queue_time"] {
+        let d = &m[k];
+        h.push_str(&format!(
+            "<tr><td>{k}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ms(&d["mean"]),
+            ms(&d["p50"]),
+            ms(&d["p90"]),
+            ms(&d["p95"]),
+            ms(&d["p99"]),
+            ms(&d["max"])
+        ));
+    }
+    h.push_str("</table><h2>Nodes</h2><table><tr><th>node</th><th>requests</th><th>ok</th><th>error</th><th>mean ttft (ms)</th><th>mean server latency (ms)</th></tr>");
+    for n in m["nodes"].as_array().into_iter().flatten() {
+        h.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            n["node"],
+            n["requests"],
+            n["ok"],
+            n["error"],
+            ms(&n["mean_ttft"]),
+            ms(&n["mean_server_latency"])
+        ));
+    }
+    h.push_str("</table><h2>Plots</h2>");
+    for p in plots {
+        let svg = std::fs::read_to_string(p)?;
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        h.push_str(&format!("<div class=\"plot\" id=\"{name}\">{svg}</div>"));
+    }
+    h.push_str("</body></html>\n");
+    std::fs::write(dir.join("report.html"), h).context("writing report.html")
+}
+
+/// Runs `sglab report DIR`.
+pub fn main(args: ReportArgs) -> anyhow::Result<()> {
+    let plots = generate(&args.dir)?;
+    println!("{} plots and {}", plots.len(), args.dir.join("report.html").display());
+    Ok(())
+}
