@@ -84,7 +84,10 @@ server_metrics_interval_s = 0.2
     assert_eq!(tokens.rows.len(), reqs.rows.iter().map(|r| num(r, "token_events") as usize).sum::<usize>());
     let sm = read_csv(&dir.join("server_metrics.csv"));
     for node in ["0", "1"] {
-        assert!(sm.rows.iter().filter(|r| r["node"] == node).count() >= 2, "server metrics for node {node}");
+        for source in ["loads", "metrics"] {
+            let n = sm.rows.iter().filter(|r| r["node"] == node && r["source"] == source).count();
+            assert!(n >= 2, "{source} rows for node {node}: {n}");
+        }
     }
     assert!(sm.rows.iter().any(|r| num(r, "num_running_reqs") > 0.0));
 }

@@ -1,7 +1,9 @@
 //! Server-side truth: polls every node's `/v1/loads` (SGLang's load
-//! snapshot, no scheduler round-trip) at a fixed interval during the run and
-//! writes `server_metrics.csv`. A node without the endpoint is noted once
-//! and skipped; it never fails the run.
+//! snapshot, no scheduler round-trip) and `/metrics` (Prometheus text;
+//! SGLang serves it with `--enable-metrics`) at a
+//! fixed interval during the run and writes `server_metrics.csv`, one row
+//! per node, time and source. An endpoint a node lacks is noted once and
+//! skipped; it never fails the run.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -18,9 +20,10 @@ use tokio::task::JoinHandle;
 use crate::plugin::RunClock;
 
 /// The CSV header of `server_metrics.csv`.
-pub const HEADER: &str = "node,time,num_running_reqs,num_queue_reqs,token_usage,cache_hit_rate,gen_throughput,num_used_tokens,max_total_num_tokens";
+pub const HEADER: &str = "node,time,source,num_running_reqs,num_queue_reqs,token_usage,cache_hit_rate,gen_throughput,num_used_tokens,max_total_num_tokens";
 
-const FIELDS: [&str; 7] = [
+/// `/v1/loads` field names, in HEADER order.
+const LOAD_FIELDS: [&str; 7] = [
     "num_running_reqs",
     "num_waiting_reqs",
     "token_usage",
@@ -29,6 +32,41 @@ const FIELDS: [&str; 7] = [
     "num_used_tokens",
     "max_total_num_tokens",
 ];
+/// `/metrics` gauge names, in HEADER order.
+const METRIC_FIELDS: [&str; 7] = [
+    "sglang:num_running_reqs",
+    "sglang:num_queue_reqs",
+    "sglang:token_usage",
+    "sglang:cache_hit_rate",
+    "sglang:gen_throughput",
+    "sglang:num_used_tokens",
+    "sglang:max_total_num_tokens",
+];
+
+/// The value of the first sample of `metric` in a Prometheus text
+/// exposition. (`prometheus-parse` 0.2.5 was tried and rejects the colons
+/// that SGLang's names carry, which the format allows; the text format is
+/// simple enough to read directly: `name{labels} value [timestamp]`.)
+fn sample(text: &str, metric: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let rest = l.strip_prefix(metric)?;
+        let rest = match rest.as_bytes().first() {
+            Some(b'{') => &rest[rest.find('}')? + 1..],
+            Some(b' ') | Some(b'\t') => rest,
+            _ => return None,
+        };
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// The HEADER columns from a Prometheus text exposition.
+pub fn from_prometheus(text: &str) -> Result<Vec<Option<f64>>, String> {
+    let values: Vec<Option<f64>> = METRIC_FIELDS.iter().map(|m| sample(text, m)).collect();
+    if values.iter().all(Option::is_none) {
+        return Err("no sglang: gauges in the exposition".into());
+    }
+    Ok(values)
+}
 
 /// A running collector; stop it to flush the file.
 pub struct Collector {
@@ -46,7 +84,7 @@ impl Collector {
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             let client: Client<_, Empty<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-            let mut missing = vec![false; nodes.len()];
+            let mut missing = vec![[false; 2]; nodes.len()];
             let mut rows = 0u64;
             let mut tick = tokio::time::interval(interval);
             loop {
@@ -55,33 +93,43 @@ impl Collector {
                     _ = stopped.changed() => break,
                 }
                 for (i, base) in nodes.iter().enumerate() {
-                    if missing[i] {
-                        continue;
-                    }
-                    let url = format!("{base}/v1/loads");
-                    let got = async {
-                        let resp = tokio::time::timeout(Duration::from_secs(2), client.get(url.parse()?)).await??;
-                        anyhow::ensure!(resp.status().is_success(), "HTTP {}", resp.status());
-                        let body = resp.into_body().collect().await?.to_bytes();
-                        Ok(serde_json::from_slice::<Value>(&body)?)
-                    }
-                    .await;
-                    let t = sglab_core::secs(clock.now_ns());
-                    match got {
-                        Ok(v) => {
-                            let load = v.pointer("/loads/0").cloned().unwrap_or(Value::Null);
-                            let mut line = format!("{i},{t}");
-                            for f in FIELDS {
-                                let _ = write!(line, ",{}", load.get(f).map(|x| x.to_string()).unwrap_or_default());
-                            }
-                            writeln!(file, "{line}")?;
-                            rows += 1;
+                    for (k, path) in ["/v1/loads", "/metrics"].into_iter().enumerate() {
+                        if missing[i][k] {
+                            continue;
                         }
-                        Err(e) => {
-                            tracing::warn!(
-                                "node {i} ({url}) gives no load snapshot ({e:#}); not collecting its server metrics"
-                            );
-                            missing[i] = true;
+                        let url = format!("{base}{path}");
+                        let got = async {
+                            let resp = tokio::time::timeout(Duration::from_secs(2), client.get(url.parse()?)).await??;
+                            anyhow::ensure!(resp.status().is_success(), "HTTP {}", resp.status());
+                            Ok(resp.into_body().collect().await?.to_bytes())
+                        }
+                        .await;
+                        let t = sglab_core::secs(clock.now_ns());
+                        let values: anyhow::Result<Vec<Option<f64>>> = got.and_then(|body| {
+                            if k == 0 {
+                                let v: Value = serde_json::from_slice(&body)?;
+                                let load = v.pointer("/loads/0").cloned().unwrap_or(Value::Null);
+                                Ok(LOAD_FIELDS.iter().map(|f| load.get(*f).and_then(Value::as_f64)).collect())
+                            } else {
+                                from_prometheus(&String::from_utf8_lossy(&body)).map_err(anyhow::Error::msg)
+                            }
+                        });
+                        match values {
+                            Ok(vals) => {
+                                let mut line = format!("{i},{t},{}", ["loads", "metrics"][k]);
+                                for v in vals {
+                                    line.push(',');
+                                    if let Some(v) = v {
+                                        let _ = write!(line, "{v}");
+                                    }
+                                }
+                                writeln!(file, "{line}")?;
+                                rows += 1;
+                            }
+                            Err(e) => {
+                                tracing::info!("node {i}: no usable {url} ({e:#}); not collecting it");
+                                missing[i][k] = true;
+                            }
                         }
                     }
                 }
@@ -97,5 +145,27 @@ impl Collector {
     pub async fn finish(self) -> anyhow::Result<u64> {
         let _ = self.stop.send(true);
         self.task.await?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gauges_come_from_prometheus_text() {
+        let text = "# HELP sglang:num_running_reqs The number of running requests.\n# TYPE sglang:num_running_reqs gauge\n\
+                    sglang:num_running_reqs{model_name=\"m\",engine_type=\"unified\"} 7\n\
+                    # TYPE sglang:token_usage gauge\nsglang:token_usage{model_name=\"m\"} 0.25\n";
+        let v = from_prometheus(text).unwrap();
+        assert_eq!(v[0], Some(7.0));
+        assert_eq!(v[2], Some(0.25));
+        assert_eq!(v[1], None);
+        // A longer name with the same prefix is a different metric.
+        assert_eq!(
+            sample("sglang:num_running_reqs_total 3\nsglang:num_running_reqs 4\n", "sglang:num_running_reqs"),
+            Some(4.0)
+        );
+        assert!(from_prometheus("up 1\n").is_err());
     }
 }

@@ -80,6 +80,8 @@ async fn launch_sim(name: &str, args: &[String], log_path: &Path, timeout: Durat
         .arg("sim")
         .args(["--host", "127.0.0.1", "--port", "0"])
         .args(args)
+        // The collector reads /metrics too (SGLang serves it with this flag).
+        .args((!args.iter().any(|a| a == "--enable-metrics")).then_some("--enable-metrics"))
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
