@@ -304,3 +304,22 @@ pub fn sim_requests_total(url: &str) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no sglang:num_requests_total in /metrics of {url}"))
 }
+
+/// Processes (other than this test) whose environment holds
+/// `SGLAB_TEST_MARK=<mark>`: anything left of a run started with that mark.
+pub fn marked_processes(mark: &str) -> Vec<u32> {
+    let needle = format!("SGLAB_TEST_MARK={mark}");
+    let me = std::process::id();
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|&pid| pid != me)
+                .filter(|pid| {
+                    std::fs::read(format!("/proc/{pid}/environ"))
+                        .map(|env| env.split(|&b| b == 0).any(|kv| kv == needle.as_bytes()))
+                        .unwrap_or(false)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}

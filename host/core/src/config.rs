@@ -329,6 +329,9 @@ fn default_batcher() -> String {
 pub enum RoutingMode {
     /// sglab routes each request with a WebAssembly plugin.
     Plugin,
+    /// The real sglang-router (`python -m sglang_router.launch_router`) in
+    /// front of the nodes receives all traffic and routes it.
+    SglangRouter,
 }
 
 /// `[routing]`.
@@ -344,11 +347,32 @@ pub struct Routing {
     /// The plugin's config table, passed to it as JSON.
     #[serde(default)]
     pub config: Map<String, Value>,
+    /// sglang-router mode: `--policy` (random, round_robin, cache_aware, power_of_two).
+    #[serde(default = "default_router_policy")]
+    pub policy: String,
+    /// sglang-router mode: extra router arguments (e.g. `["--disable-retries"]`).
+    #[serde(default)]
+    pub router_args: Vec<String>,
+    /// sglang-router mode: the Python with `sglang-router` installed
+    /// (default: `$SGLAB_PYTHON`, else `python3`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python: Option<String>,
+}
+
+fn default_router_policy() -> String {
+    "cache_aware".to_owned()
 }
 
 impl Default for Routing {
     fn default() -> Self {
-        Self { mode: RoutingMode::Plugin, plugin: default_router(), config: Map::new() }
+        Self {
+            mode: RoutingMode::Plugin,
+            plugin: default_router(),
+            config: Map::new(),
+            policy: default_router_policy(),
+            router_args: Vec::new(),
+            python: None,
+        }
     }
 }
 
@@ -537,6 +561,14 @@ impl Experiment {
         }
         if self.batching.plugin.is_empty() {
             return Err(invalid("batching.plugin", "\"\"", "names a built-in plugin or a .wasm file"));
+        }
+        const POLICIES: [&str; 4] = ["random", "round_robin", "cache_aware", "power_of_two"];
+        if self.routing.mode == RoutingMode::SglangRouter && !POLICIES.contains(&self.routing.policy.as_str()) {
+            return Err(invalid(
+                "routing.policy",
+                format!("{:?}", self.routing.policy),
+                "must be random, round_robin, cache_aware or power_of_two",
+            ));
         }
         if self.routing.plugin.is_empty() {
             return Err(invalid("routing.plugin", "\"\"", "names a built-in plugin or a .wasm file"));

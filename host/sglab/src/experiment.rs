@@ -148,8 +148,87 @@ pub fn apply_set(root: &mut Table, arg: &str) -> Result<(), ConfigError> {
     result.map_err(err)
 }
 
-/// Reads, overrides, deserialises and validates an experiment file.
-pub fn load(path: &Path, sets: &[String], urls: &[String]) -> Result<Loaded, ConfigError> {
+/// One point of a sweep: the overrides that define it.
+#[derive(Debug, Clone)]
+pub struct Point {
+    /// `key=value,...` (empty for a plain run).
+    pub label: String,
+    /// The swept keys and their values at this point.
+    pub values: Vec<(String, Value)>,
+    /// The resolved experiment at this point.
+    pub loaded: Loaded,
+}
+
+fn deserialize(table: Table, shown: &str, path: &Path) -> Result<Loaded, ConfigError> {
+    let exp: Experiment = serde_path_to_error::deserialize(Value::Table(table)).map_err(|e| {
+        let key = e.path().to_string();
+        let msg = e.into_inner().message().trim().to_owned();
+        let key = if key == "." { "(top level)".to_owned() } else { key };
+        ConfigError::Schema { path: shown.to_owned(), key, msg }
+    })?;
+    exp.validate().map_err(|source| ConfigError::Invalid { path: shown.to_owned(), source })?;
+    let base_dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    Ok(Loaded { exp, path: path.to_path_buf(), base_dir })
+}
+
+fn value_label(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The points of a `[sweep]` table: a grid over `"dotted.key" = [values]`
+/// entries, and/or explicit `[[sweep.points]]` tables of dotted keys.
+fn sweep_points(sweep: Table, shown: &str) -> Result<Vec<Vec<(String, Value)>>, ConfigError> {
+    let bad = |key: &str, msg: String| ConfigError::Schema { path: shown.to_owned(), key: format!("sweep.{key}"), msg };
+    let mut grid: Vec<Vec<(String, Value)>> = vec![Vec::new()];
+    let mut explicit = Vec::new();
+    for (key, value) in sweep {
+        if key == "points" {
+            let Value::Array(points) = value else {
+                return Err(bad("points", "must be an array of tables ([[sweep.points]])".into()));
+            };
+            for (i, p) in points.into_iter().enumerate() {
+                let Value::Table(t) = p else { return Err(bad(&format!("points[{i}]"), "must be a table".into())) };
+                explicit.push(t.into_iter().collect::<Vec<_>>());
+            }
+            continue;
+        }
+        let Value::Array(values) = value else {
+            return Err(bad(&key, "must be a list of values to sweep, e.g. [1, 2, 4]".into()));
+        };
+        if values.is_empty() {
+            return Err(bad(&key, "is an empty list".into()));
+        }
+        let mut next = Vec::with_capacity(grid.len() * values.len());
+        for point in &grid {
+            for v in &values {
+                let mut p = point.clone();
+                p.push((key.clone(), v.clone()));
+                next.push(p);
+            }
+        }
+        grid = next;
+    }
+    let has_grid = grid.first().is_some_and(|p| !p.is_empty());
+    Ok(match (has_grid, explicit.is_empty()) {
+        (true, true) => grid,
+        (false, false) => explicit,
+        (true, false) => {
+            grid.into_iter().flat_map(|g| explicit.iter().map(move |e| [g.clone(), e.clone()].concat())).collect()
+        }
+        (false, true) => return Err(bad("", "is empty: add \"dotted.key\" = [values] or [[sweep.points]]".into())),
+    })
+}
+
+/// Reads, overrides, deserialises and validates an experiment file; a
+/// `[sweep]` table expands it into several points, each checked.
+pub fn load_points(path: &Path, sets: &[String], urls: &[String]) -> Result<Vec<Point>, ConfigError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
     let mut table: Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax {
@@ -164,17 +243,44 @@ pub fn load(path: &Path, sets: &[String], urls: &[String]) -> Result<Loaded, Con
         let nodes = urls.iter().map(|u| Value::try_from(NodeSpec::url(u.clone())).expect("node serialises")).collect();
         table.insert("nodes".to_owned(), Value::Array(nodes));
     }
-    let exp: Experiment = serde_path_to_error::deserialize(Value::Table(table)).map_err(|e| {
-        let key = e.path().to_string();
-        let msg = e.into_inner().message().trim().to_owned();
-        let key = if key == "." { "(top level)".to_owned() } else { key };
-        ConfigError::Schema { path: shown.clone(), key, msg }
-    })?;
-    exp.validate().map_err(|source| ConfigError::Invalid { path: shown.clone(), source })?;
-    let base_dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
-    Ok(Loaded { exp, path: path.to_path_buf(), base_dir })
+    let Some(sweep) = table.remove("sweep") else {
+        return Ok(vec![Point { label: String::new(), values: Vec::new(), loaded: deserialize(table, &shown, path)? }]);
+    };
+    let Value::Table(sweep) = sweep else {
+        return Err(ConfigError::Schema { path: shown, key: "sweep".into(), msg: "must be a table".into() });
+    };
+    let mut points = Vec::new();
+    for values in sweep_points(sweep, &shown)? {
+        let mut t = table.clone();
+        let mut whole = Value::Table(std::mem::take(&mut t));
+        for (k, v) in &values {
+            let parts: Vec<&str> = k.split('.').collect();
+            set_path(&mut whole, &parts, v.clone()).map_err(|msg| ConfigError::Schema {
+                path: shown.clone(),
+                key: format!("sweep.{k}"),
+                msg,
+            })?;
+        }
+        let Value::Table(t) = whole else { unreachable!("a table stays a table") };
+        let label = values.iter().map(|(k, v)| format!("{k}={}", value_label(v))).collect::<Vec<_>>().join(",");
+        let loaded = deserialize(t, &shown, path).map_err(|e| match e {
+            ConfigError::Schema { path, key, msg } => {
+                ConfigError::Schema { path, key, msg: format!("{msg} (at sweep point {label})") }
+            }
+            ConfigError::Invalid { path, source } => ConfigError::Schema {
+                path,
+                key: source.key.clone(),
+                msg: format!("= {}: {} (at sweep point {label})", source.value, source.reason),
+            },
+            other => other,
+        })?;
+        points.push(Point { label, values, loaded });
+    }
+    Ok(points)
+}
+
+/// Reads a single (non-sweep) experiment.
+pub fn load(path: &Path, sets: &[String], urls: &[String]) -> Result<Loaded, ConfigError> {
+    let mut points = load_points(path, sets, urls)?;
+    Ok(points.remove(0).loaded)
 }

@@ -10,7 +10,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
-use sglab_core::config::{Experiment, Launch};
+use sglab_core::config::{Experiment, Launch, Routing};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -36,6 +36,8 @@ pub struct Node {
 pub struct Nodes {
     /// In index order.
     pub list: Vec<Node>,
+    /// The sglang-router in front of them (routing.mode = "sglang-router").
+    pub router: Option<Node>,
 }
 
 fn tail(path: &Path, lines: usize) -> String {
@@ -86,6 +88,7 @@ async fn launch_sim(name: &str, args: &[String], log_path: &Path, timeout: Durat
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log.try_clone()?)
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .context("cannot start `sglab sim`")?;
@@ -178,13 +181,106 @@ impl Nodes {
         Ok(nodes)
     }
 
-    /// Stops every launched process and waits for it.
+    /// Stops every launched process (router first): SIGTERM to its process
+    /// group, up to 5 s of grace, then SIGKILL.
     pub async fn stop(&mut self) {
-        for n in &mut self.list {
-            if let Some(mut child) = n.child.take() {
-                let _ = child.start_kill();
-                let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+        let all = self.router.iter_mut().chain(self.list.iter_mut());
+        for n in all {
+            if let Some(child) = n.child.take() {
+                terminate(child, Duration::from_secs(5)).await;
             }
         }
     }
+
+    /// The URLs requests are sent to: the router's, or every node's.
+    pub fn dispatch_urls(&self) -> Vec<String> {
+        match &self.router {
+            Some(r) => vec![r.url.clone()],
+            None => self.list.iter().map(|n| n.url.clone()).collect(),
+        }
+    }
+
+    /// Launches the real sglang-router in front of the nodes and waits for
+    /// its `/readiness`.
+    pub async fn start_router(&mut self, routing: &Routing, logs_dir: &Path) -> anyhow::Result<()> {
+        let python = routing
+            .python
+            .clone()
+            .or_else(|| std::env::var("SGLAB_PYTHON").ok())
+            .unwrap_or_else(|| "python3".to_owned());
+        let (port, metrics_port) = (free_port()?, free_port()?);
+        let log_path = logs_dir.join("router.log");
+        let log = std::fs::File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
+        let started = Instant::now();
+        let mut cmd = Command::new(&python);
+        cmd.args(["-m", "sglang_router.launch_router", "--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--prometheus-host", "127.0.0.1", "--prometheus-port", &metrics_port.to_string()])
+            .args(["--policy", &routing.policy, "--worker-urls"])
+            .args(self.list.iter().map(|n| n.url.as_str()))
+            .args(&routing.router_args)
+            .env("HF_HUB_OFFLINE", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0)
+            .kill_on_drop(true);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start sglang-router with {python} (pip install sglang-router)"))?;
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = started + Duration::from_secs(60);
+        let mut last = anyhow::anyhow!("no answer yet");
+        while Instant::now() < deadline {
+            match get_ok(&format!("{url}/readiness")).await {
+                Ok(()) => {
+                    self.router = Some(Node {
+                        name: format!("sglang-router ({})", routing.policy),
+                        url,
+                        kind: "sglang-router",
+                        startup_s: Some(started.elapsed().as_secs_f64()),
+                        log: Some(log_path),
+                        child: Some(child),
+                    });
+                    return Ok(());
+                }
+                Err(e) => last = e,
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        terminate(child, Duration::from_secs(2)).await;
+        bail!(
+            "sglang-router at {url}: {last:#} after 60 s; last lines of {}:\n{}",
+            log_path.display(),
+            tail(&log_path, 15)
+        )
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// SIGTERM to the child's process group, `grace` to exit, then SIGKILL.
+async fn terminate(mut child: Child, grace: Duration) {
+    if let Some(pid) = child.id() {
+        // SAFETY: signalling the process group we created for this child.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(-(pid as libc::pid_t), libc::SIGTERM);
+        }
+        if tokio::time::timeout(grace, child.wait()).await.is_ok() {
+            // The leader exited; take down anything left in its group.
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::kill(-(pid as libc::pid_t), libc::SIGKILL);
+            }
+            return;
+        }
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(-(pid as libc::pid_t), libc::SIGKILL);
+        }
+    }
+    let _ = child.start_kill();
+    let _ = child.wait().await;
 }

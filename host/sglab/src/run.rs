@@ -8,6 +8,7 @@
 
 mod driver;
 mod prepare;
+mod sweep;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +45,9 @@ pub struct RunArgs {
     /// exit without starting anything.
     #[arg(long)]
     pub check: bool,
+    /// Continue a sweep in this directory: points with a summary.json are skipped.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
 }
 
 fn plugin_error(cfg: &experiment::Loaded, slot: &str, e: LoadError) -> ConfigError {
@@ -98,25 +102,48 @@ fn plugin_json(l: &Loaded) -> serde_json::Value {
 }
 
 /// Runs `sglab run`. Exit codes: 0 ok, 1 the run failed, 2 bad experiment file.
-pub fn main(args: RunArgs) -> ExitCode {
-    let cfg = match experiment::load(&args.file, &args.sets, &args.urls) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    // The workload and the plugins are made before anything starts: a
-    // problem with either is a config error. The plugins' clock starts with the run.
-    let load = match prepare::workload(&cfg) {
-        Ok(w) => w,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+/// A point, ready to run: its config, workload, plugins and clock.
+struct Ready {
+    cfg: experiment::Loaded,
+    load: prepare::Workload,
+    plugins: Plugins,
+    clock: RunClock,
+}
+
+/// Makes the workload and the plugins (before anything starts: a problem
+/// with either is a config error). The plugins' clock starts with the run.
+fn ready(cfg: experiment::Loaded) -> Result<Ready, ConfigError> {
+    let load = prepare::workload(&cfg)?;
     let clock = RunClock::new();
-    let plugins = match load_plugins(&cfg, &clock, &load.texts) {
+    let plugins = load_plugins(&cfg, &clock, &load.texts)?;
+    Ok(Ready { cfg, load, plugins, clock })
+}
+
+fn check_line(r: &Ready, label: &str) -> String {
+    let e = &r.cfg.exp;
+    format!(
+        "ok: {}{} — {} requests ({:?} dataset, {:?} arrivals, token counts {}), {} node(s), batching {} {}, routing {}",
+        r.cfg.shown(),
+        if label.is_empty() { String::new() } else { format!(" [{label}]") },
+        r.load.specs.len(),
+        e.workload.dataset,
+        e.arrival.process,
+        r.load.count.as_str(),
+        e.node_count(),
+        r.plugins.batching.meta.name,
+        r.plugins.batching.meta.version,
+        match e.routing.mode {
+            sglab_core::config::RoutingMode::Plugin =>
+                format!("{} {}", r.plugins.routing.meta.name, r.plugins.routing.meta.version),
+            sglab_core::config::RoutingMode::SglangRouter => format!("sglang-router {}", e.routing.policy),
+        },
+    )
+}
+
+/// Runs `sglab run`. Exit codes: 0 ok, 1 the run failed, 2 bad experiment
+/// file, 130 interrupted.
+pub fn main(args: RunArgs) -> ExitCode {
+    let points = match experiment::load_points(&args.file, &args.sets, &args.urls) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
@@ -124,20 +151,16 @@ pub fn main(args: RunArgs) -> ExitCode {
         }
     };
     if args.check {
-        let e = &cfg.exp;
-        println!(
-            "ok: {} — {} requests ({:?} dataset, {:?} arrivals, token counts {}), {} node(s), batching {} {}, routing {} {}",
-            cfg.shown(),
-            load.specs.len(),
-            e.workload.dataset,
-            e.arrival.process,
-            load.count.as_str(),
-            e.node_count(),
-            plugins.batching.meta.name,
-            plugins.batching.meta.version,
-            plugins.routing.meta.name,
-            plugins.routing.meta.version,
-        );
+        for p in points {
+            let label = p.label.clone();
+            match ready(p.loaded) {
+                Ok(r) => println!("{}", check_line(&r, &label)),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
         return ExitCode::SUCCESS;
     }
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -147,9 +170,38 @@ pub fn main(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(execute(cfg, load, plugins, clock, args.quiet)) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
+    if points.len() == 1 && args.resume.is_none() {
+        let p = points.into_iter().next().expect("one point");
+        let r = match ready(p.loaded) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let exp = &r.cfg.exp;
+        let created = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let dir = match results::create_dir(
+            &PathBuf::from(&exp.experiment.output_dir),
+            &exp.experiment.name,
+            &timefmt::stamp(created),
+        ) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        };
+        return exit_code(rt.block_on(execute(r, args.quiet, dir)));
+    }
+    sweep::run(&rt, points, args.quiet, args.resume)
+}
+
+fn exit_code(r: anyhow::Result<RunEnd>) -> ExitCode {
+    match r {
+        Ok(RunEnd::Completed) => ExitCode::SUCCESS,
+        Ok(RunEnd::Failed) => ExitCode::FAILURE,
+        Ok(RunEnd::Interrupted) => ExitCode::from(130),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -157,33 +209,38 @@ pub fn main(args: RunArgs) -> ExitCode {
     }
 }
 
+/// How a run ended (every record is written in each case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd {
+    /// Dispatched everything, or stopped by a configured rule.
+    Completed,
+    /// A plugin failed.
+    Failed,
+    /// Interrupted by the user.
+    Interrupted,
+}
+
 /// Schedule lag (arrival - scheduled, ms) of every arrived request.
 fn schedule_lag(records: &[sglab_core::record::RequestRecord]) -> Option<Dist> {
     Dist::of(records.iter().filter_map(|r| Some((r.arrival? as f64 - r.scheduled? as f64) / 1e6)).collect())
 }
 
-/// Returns Ok(true) unless a plugin failed or the user interrupted the run
-/// (every record is written either way).
-async fn execute(
-    cfg: experiment::Loaded,
-    load: prepare::Workload,
-    plugins: Plugins,
-    clock: RunClock,
-    quiet: bool,
-) -> anyhow::Result<bool> {
+/// Runs one experiment (one sweep point) into `dir`.
+async fn execute(r: Ready, quiet: bool, dir: PathBuf) -> anyhow::Result<RunEnd> {
+    let Ready { cfg, load, plugins, clock } = r;
     let exp = &cfg.exp;
     let w = &exp.workload;
-    let created = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
-    let dir = results::create_dir(
-        &PathBuf::from(&exp.experiment.output_dir),
-        &exp.experiment.name,
-        &timefmt::stamp(created),
-    )?;
     let resolved = toml::to_string(exp).context("serialising the resolved config")?;
     std::fs::write(dir.join("config.toml"), resolved).context("writing config.toml")?;
 
     let mut nodes = Nodes::start(exp, &dir.join("logs")).await?;
-    let urls: Vec<String> = nodes.list.iter().map(|n| n.url.clone()).collect();
+    if exp.routing.mode == sglab_core::config::RoutingMode::SglangRouter
+        && let Err(e) = nodes.start_router(&exp.routing, &dir.join("logs")).await
+    {
+        nodes.stop().await;
+        return Err(e);
+    }
+    let urls = nodes.dispatch_urls();
     for n in &nodes.list {
         tracing::info!(node = %n.name, url = %n.url, "ready");
     }
@@ -237,6 +294,7 @@ async fn execute(
         model,
         max_duration: limit(exp.client.max_duration_s),
         max_errors: (exp.client.max_errors > 0).then_some(exp.client.max_errors),
+        node_known: nodes.router.is_none(),
         records: writer.sender(),
         runtime: tokio::runtime::Handle::current(),
         http,
@@ -273,11 +331,11 @@ async fn execute(
     results::write_timeline(&dir, &records, nodes.list.len(), summary.duration_s, exp.results.timeline_interval_s)?;
     let lag = schedule_lag(&records);
     let degraded = lag.as_ref().is_some_and(|l| l.p99 > exp.client.max_schedule_lag_ms);
-    let (status, failed) = match &out.stop {
-        None => ("ok", false),
-        Some(driver::Stop::Rule(_)) => ("stopped", false),
-        Some(driver::Stop::Interrupted) => ("interrupted", true),
-        Some(driver::Stop::Failure(_)) => ("failed", true),
+    let (status, end) = match &out.stop {
+        None => ("ok", RunEnd::Completed),
+        Some(driver::Stop::Rule(_)) => ("stopped", RunEnd::Completed),
+        Some(driver::Stop::Interrupted) => ("interrupted", RunEnd::Interrupted),
+        Some(driver::Stop::Failure(_)) => ("failed", RunEnd::Failed),
     };
     let doc = json!({
         "experiment": exp.experiment.name,
@@ -294,6 +352,7 @@ async fn execute(
         "schedule_lag_ms": lag,
         "degraded": degraded,
         "nodes": nodes.list,
+        "router": nodes.router,
         "plugins": {
             "batching": plugin_json(&plugins.batching),
             "routing": plugin_json(&plugins.routing),
@@ -331,5 +390,5 @@ async fn execute(
             exp.client.max_schedule_lag_ms
         );
     }
-    Ok(!failed)
+    Ok(end)
 }

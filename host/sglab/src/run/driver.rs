@@ -72,6 +72,9 @@ pub struct Input {
     pub max_duration: Option<Nanos>,
     /// Stop dispatching after this many errors (None: no limit).
     pub max_errors: Option<u32>,
+    /// False when a router in front of the nodes picks the node: records
+    /// then mark the node as unknown.
+    pub node_known: bool,
     /// Where finished records go.
     pub records: Sender<RequestRecord>,
     /// Runtime for request tasks.
@@ -293,7 +296,7 @@ impl Driver {
                     to_server: Some(a.to_server),
                     first_token: a.first_token,
                     finish: Some(a.finish),
-                    node: slot.node,
+                    node: slot.node.filter(|_| self.input.node_known),
                     status,
                     error: a.error.unwrap_or_default(),
                     cached_tokens: a.cached_tokens,

@@ -1,0 +1,146 @@
+//! Sweeps: the points of a `[sweep]` run in sequence, each into its own
+//! sub-directory, with `sweep.csv` (one row of headline metrics per point)
+//! rewritten after every point. `--resume DIR` skips points that finished.
+//! Servers are started afresh for every point.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use sglab_core::record::csv_field;
+use sglab_core::timefmt;
+
+use super::{RunEnd, execute, ready};
+use crate::experiment::Point;
+use crate::results;
+
+/// Headline columns of `sweep.csv` after `point,dir` and the swept keys:
+/// (column, JSON pointer into summary.json, scale).
+const COLUMNS: &[(&str, &str, f64)] = &[
+    ("requests_ok", "/metrics/requests/ok", 1.0),
+    ("request_throughput", "/metrics/request_throughput", 1.0),
+    ("output_token_throughput", "/metrics/output_token_throughput", 1.0),
+    ("mean_concurrency", "/metrics/mean_concurrency", 1.0),
+    ("ttft_mean_ms", "/metrics/ttft/mean", 1e3),
+    ("ttft_p99_ms", "/metrics/ttft/p99", 1e3),
+    ("tpot_mean_ms", "/metrics/tpot/mean", 1e3),
+    ("itl_p99_ms", "/metrics/itl/p99", 1e3),
+    ("total_latency_p99_ms", "/metrics/total_latency/p99", 1e3),
+];
+
+fn dir_name(i: usize, label: &str) -> String {
+    let clean: String = label
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '=' | ',') { c } else { '_' })
+        .take(100)
+        .collect();
+    format!("{i:03}-{clean}")
+}
+
+fn write_csv(base: &Path, points: &[Point], done: &[(usize, PathBuf)]) -> anyhow::Result<()> {
+    let keys: Vec<&str> = points[0].values.iter().map(|(k, _)| k.as_str()).collect();
+    let mut out = String::from("point,dir,status");
+    for k in &keys {
+        out.push(',');
+        out.push_str(&csv_field(k));
+    }
+    for (c, _, _) in COLUMNS {
+        out.push(',');
+        out.push_str(c);
+    }
+    out.push('\n');
+    for (i, dir) in done {
+        let s: Value = std::fs::read_to_string(dir.join("summary.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null);
+        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        out.push_str(&format!("{i},{},{}", csv_field(name), s["status"].as_str().unwrap_or("missing")));
+        for (_, v) in &points[*i].values {
+            let v = match v {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            out.push(',');
+            out.push_str(&csv_field(&v));
+        }
+        for (_, ptr, scale) in COLUMNS {
+            out.push(',');
+            if let Some(v) = s.pointer(ptr).and_then(Value::as_f64) {
+                out.push_str(&format!("{}", v * scale));
+            }
+        }
+        out.push('\n');
+    }
+    std::fs::write(base.join("sweep.csv"), out)?;
+    Ok(())
+}
+
+/// Runs every point; returns the exit code (the worst point's).
+pub fn run(rt: &tokio::runtime::Runtime, points: Vec<Point>, quiet: bool, resume: Option<PathBuf>) -> ExitCode {
+    let first = &points[0].loaded.exp;
+    let base = match resume {
+        Some(d) => d,
+        None => {
+            let created = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
+            match results::create_dir(
+                &PathBuf::from(&first.experiment.output_dir),
+                &first.experiment.name,
+                &timefmt::stamp(created),
+            ) {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    };
+    let total = points.len();
+    let mut done: Vec<(usize, PathBuf)> = Vec::new();
+    let mut code = ExitCode::SUCCESS;
+    for (i, p) in points.iter().enumerate() {
+        let dir = base.join(dir_name(i, &p.label));
+        if dir.join("summary.json").is_file() {
+            println!("== point {}/{total} ({}): done before, skipped", i + 1, p.label);
+            done.push((i, dir));
+            continue;
+        }
+        println!("== point {}/{total}: {}", i + 1, p.label);
+        let _ = std::fs::remove_dir_all(&dir);
+        if let Err(e) = std::fs::create_dir_all(dir.join("logs")) {
+            eprintln!("error: cannot create {}: {e}", dir.display());
+            return ExitCode::FAILURE;
+        }
+        let r = match ready(p.loaded.clone()) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {e} (at sweep point {})", p.label);
+                return ExitCode::from(2);
+            }
+        };
+        let end = rt.block_on(execute(r, quiet, dir.clone()));
+        done.push((i, dir));
+        if let Err(e) = write_csv(&base, &points, &done) {
+            eprintln!("error: writing sweep.csv: {e:#}");
+        }
+        match end {
+            Ok(RunEnd::Completed) => {}
+            Ok(RunEnd::Failed) => code = ExitCode::FAILURE,
+            Ok(RunEnd::Interrupted) => {
+                eprintln!("sweep interrupted; continue with --resume {}", base.display());
+                return ExitCode::from(130);
+            }
+            Err(e) => {
+                eprintln!("error: point {} failed: {e:#}", p.label);
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    if let Err(e) = write_csv(&base, &points, &done) {
+        eprintln!("error: writing sweep.csv: {e:#}");
+    }
+    println!("\nsweep: {} points in {}; table: {}", total, base.display(), base.join("sweep.csv").display());
+    code
+}
