@@ -100,11 +100,11 @@ fn is_container(v: &Value) -> bool {
     matches!(v, Value::Table(_) | Value::Array(_))
 }
 
-fn set_path(cur: &mut Value, parts: &[&str], value: Value) -> Result<(), String> {
+fn set_path(cur: &mut Value, parts: &[&str], value: Value, scalar_only: bool) -> Result<(), String> {
     let (first, rest) = parts.split_first().expect("non-empty key");
     let child = match cur {
         Value::Table(t) if rest.is_empty() => {
-            if t.get(*first).is_some_and(is_container) {
+            if scalar_only && t.get(*first).is_some_and(is_container) {
                 return Err("it is a table or list; --set overrides scalar values only".into());
             }
             t.insert((*first).to_owned(), value);
@@ -119,13 +119,13 @@ fn set_path(cur: &mut Value, parts: &[&str], value: Value) -> Result<(), String>
         other => return Err(format!("{first:?} is inside a {} value, not a table", other.type_str())),
     };
     if rest.is_empty() {
-        if is_container(child) {
+        if scalar_only && is_container(child) {
             return Err("it is a table or list; --set overrides scalar values only".into());
         }
         *child = value;
         Ok(())
     } else {
-        set_path(child, rest, value)
+        set_path(child, rest, value, scalar_only)
     }
 }
 
@@ -141,7 +141,7 @@ pub fn apply_set(root: &mut Table, arg: &str) -> Result<(), ConfigError> {
         return Err(err(format!("invalid key {key:?}")));
     }
     let mut whole = Value::Table(std::mem::take(root));
-    let result = set_path(&mut whole, &parts, parse_scalar(value.trim()));
+    let result = set_path(&mut whole, &parts, parse_scalar(value.trim()), true);
     if let Value::Table(t) = whole {
         *root = t;
     }
@@ -178,6 +178,7 @@ fn deserialize(table: Table, shown: &str, path: &Path) -> Result<Loaded, ConfigE
 fn value_label(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
+        Value::Array(a) => a.iter().map(value_label).collect::<Vec<_>>().join(" "),
         other => other.to_string(),
     }
 }
@@ -255,7 +256,7 @@ pub fn load_points(path: &Path, sets: &[String], urls: &[String]) -> Result<Vec<
         let mut whole = Value::Table(std::mem::take(&mut t));
         for (k, v) in &values {
             let parts: Vec<&str> = k.split('.').collect();
-            set_path(&mut whole, &parts, v.clone()).map_err(|msg| ConfigError::Schema {
+            set_path(&mut whole, &parts, v.clone(), false).map_err(|msg| ConfigError::Schema {
                 path: shown.clone(),
                 key: format!("sweep.{k}"),
                 msg,
