@@ -49,8 +49,9 @@ impl Instance {
             stream: kind as u64,
         };
         let store = Runtime::get().store(&loaded.meta.name, cfg, clock);
-        // The call is interrupted at the first tick at or after `ticks` ticks
-        // from its start: between deadline - 1 tick and the deadline.
+        // The epoch callback fires after `ticks` ticks and interrupts the call
+        // only once `deadline` of wall time has passed (else it waits one more
+        // tick): interruption lands between the deadline and one tick later.
         let ticks = limits.deadline.as_nanos().div_ceil(TICK.as_nanos()).max(1) as u64;
         Self { store, kind, ticks, deadline: limits.deadline, failed: false }
     }
@@ -69,6 +70,7 @@ impl Instance {
         }
         self.store.set_epoch_deadline(self.ticks);
         let started = Instant::now();
+        self.store.data_mut().call = Some((started, self.deadline));
         f(&mut self.store).map_err(|e| {
             self.failed = true;
             let cause = self.describe(&e, started.elapsed());

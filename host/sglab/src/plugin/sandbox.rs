@@ -246,6 +246,10 @@ pub struct PluginState {
     /// Prompt texts by request id, when the plugin was granted `prompt-text`
     /// and the workload has text.
     pub prompts: Option<Arc<Vec<String>>>,
+    /// When the current call started and how long it may take: the epoch
+    /// callback interrupts only once this much wall time has passed, so a
+    /// ticker that fell behind and catches up can never cut a call short.
+    pub call: Option<(Instant, Duration)>,
 }
 
 /// Sandbox settings for one instance.
@@ -294,6 +298,7 @@ impl PluginState {
             rng: Rng::new(cfg.seed, 0x9106_0000 + cfg.stream),
             logged: 0,
             prompts: None,
+            call: None,
         }
     }
 
