@@ -39,7 +39,15 @@ fn dir_name(i: usize, label: &str) -> String {
 }
 
 fn write_csv(base: &Path, points: &[Point], done: &[(usize, PathBuf)]) -> anyhow::Result<()> {
-    let keys: Vec<&str> = points[0].values.iter().map(|(k, _)| k.as_str()).collect();
+    // Every swept key, in order of first appearance (explicit points may differ).
+    let mut keys: Vec<&str> = Vec::new();
+    for p in points {
+        for (k, _) in &p.values {
+            if !keys.contains(&k.as_str()) {
+                keys.push(k);
+            }
+        }
+    }
     let mut out = String::from("point,dir,status");
     for k in &keys {
         out.push(',');
@@ -57,10 +65,11 @@ fn write_csv(base: &Path, points: &[Point], done: &[(usize, PathBuf)]) -> anyhow
             .unwrap_or(Value::Null);
         let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
         out.push_str(&format!("{i},{},{}", csv_field(name), s["status"].as_str().unwrap_or("missing")));
-        for (_, v) in &points[*i].values {
-            let v = match v {
-                toml::Value::String(s) => s.clone(),
-                other => other.to_string(),
+        for k in &keys {
+            let v = match points[*i].values.iter().find(|(key, _)| key == k).map(|(_, v)| v) {
+                Some(toml::Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None => String::new(),
             };
             out.push(',');
             out.push_str(&csv_field(&v));
