@@ -109,3 +109,89 @@ fn sigint_mid_run_keeps_partial_results_exits_130_and_leaves_no_process() {
     assert!(csv.rows.iter().any(|r| r["status"] == "cancelled"));
     assert!(marked_processes(&mark).is_empty(), "processes left behind: {:?}", marked_processes(&mark));
 }
+
+#[test]
+fn sglang_nodes_get_the_exact_command_line_and_gpus_per_replica() {
+    let s = Scratch::new("fake-sglang");
+    let fake = s.write(
+        "fake-python",
+        "#!/bin/sh\n\
+         out=\"$FAKE_RECORD_DIR/$$.txt\"\n\
+         printf '%s\\n' \"$@\" > \"$out\"\n\
+         echo \"CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES\" >> \"$out\"\n\
+         while [ $# -gt 0 ]; do case \"$1\" in --host) host=$2;; --port) port=$2;; esac; shift; done\n\
+         exec \"$FAKE_SGLAB\" sim --host \"$host\" --port \"$port\" --profile fixed --ttft-ms 1 --itl-ms 1\n",
+    );
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let record = s.path.join("record");
+    std::fs::create_dir_all(&record).unwrap();
+    let exp = s.write(
+        "exp.toml",
+        &experiment(
+            "fake-sglang",
+            &format!(
+                "[workload]\nnum_requests = 8\ninput_len = 8\noutput_len = 4\n\n[arrival]\nprocess = \"burst\"\n\n\
+                 [[nodes]]\nlaunch = \"sglang\"\nmodel_path = \"meta-llama/Llama-3.1-8B-Instruct\"\nreplicas = 2\n\
+                 gpus = [\"0,1\", \"2,3\"]\npython = \"{}\"\nargs = [\"--tp\", \"2\", \"--mem-fraction-static\", \"0.85\"]\n",
+                fake.display()
+            ),
+        ),
+    );
+    let out = sglab(&s.path)
+        .arg("run")
+        .arg(&exp)
+        .arg("--quiet")
+        .env("FAKE_SGLAB", sglab_bin())
+        .env("FAKE_RECORD_DIR", &record)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut calls: Vec<Vec<String>> = std::fs::read_dir(&record)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap().lines().map(str::to_owned).collect())
+        .collect();
+    calls.sort_by(|a, b| a.last().cmp(&b.last()));
+    assert_eq!(calls.len(), 2, "one process per replica");
+    for (call, gpus) in calls.iter().zip(["0,1", "2,3"]) {
+        let port: u16 = call[7].parse().expect("a port");
+        assert!(port > 0);
+        let want = [
+            "-m",
+            "sglang.launch_server",
+            "--model-path",
+            "meta-llama/Llama-3.1-8B-Instruct",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &call[7],
+            "--tp",
+            "2",
+            "--mem-fraction-static",
+            "0.85",
+        ];
+        assert_eq!(call[..12], want, "{call:?}");
+        assert_eq!(call[12], format!("CUDA_VISIBLE_DEVICES={gpus}"));
+    }
+    let csv = read_csv(&run_dir(&s.path, "fake-sglang").join("requests.csv"));
+    assert!(csv.rows.iter().all(|r| r["status"] == "ok"));
+}
+
+#[test]
+fn a_startup_timeout_names_the_node_shows_its_log_and_tears_down_the_rest() {
+    let s = Scratch::new("startup");
+    let exp = s.write(
+        "exp.toml",
+        &experiment(
+            "startup",
+            "[[nodes]]\nlaunch = \"sim\"\n\n\
+             [[nodes]]\nlaunch = \"command\"\ncommand = [\"sh\", \"-c\", \"echo starting on port {port}; sleep 60\"]\nstartup_timeout_s = 1.5\n",
+        ),
+    );
+    let mark = format!("startup-{}", std::process::id());
+    let out = sglab(&s.path).arg("run").arg(&exp).arg("--quiet").env("SGLAB_TEST_MARK", &mark).output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("command-1 at http://127.0.0.1:") && err.contains("not ready after 2 s"), "{err}");
+    assert!(err.contains("starting on port"), "the node's log tail is shown: {err}");
+    assert!(marked_processes(&mark).is_empty(), "processes left behind: {:?}", marked_processes(&mark));
+}

@@ -251,6 +251,11 @@ impl Default for Arrival {
 pub enum Launch {
     /// `sglab sim` processes spawned by the host on free loopback ports.
     Sim,
+    /// `python -m sglang.launch_server --model-path M --host H --port P` + args.
+    Sglang,
+    /// Any command line (`command`), with `{host}`, `{port}`, `{gpus}` and
+    /// `{replica}` filled in (e.g. an `srun` or `ssh` line).
+    Command,
     /// An external endpoint at `url`; nothing is launched.
     Url,
 }
@@ -268,13 +273,32 @@ pub struct NodeSpec {
     /// How many identical nodes this entry stands for (launched nodes only).
     #[serde(default = "one")]
     pub replicas: u32,
-    /// Extra command-line arguments for `sglab sim`.
+    /// Extra command-line arguments (sim and sglang nodes).
     #[serde(default)]
     pub args: Vec<String>,
     /// Seconds to wait for the node to become ready (default: 60 for a
     /// launched node, 10 for an external url).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub startup_timeout_s: Option<f64>,
+    /// sglang: `--model-path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_path: Option<String>,
+    /// sglang: the Python with SGLang installed (default: `$SGLAB_PYTHON`, else `python3`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python: Option<String>,
+    /// GPUs per replica: replica i gets `gpus[i]` as CUDA_VISIBLE_DEVICES
+    /// (and as `{gpus}` in a command), e.g. `["0,1", "2,3"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<String>,
+    /// command: the argv template.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// sglang/command: the host the node listens on (default 127.0.0.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// sglang/command: the first replica's port (default: a free loopback port per replica).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
 }
 
 fn one() -> u32 {
@@ -284,13 +308,26 @@ fn one() -> u32 {
 impl NodeSpec {
     /// An external node.
     pub fn url(url: impl Into<String>) -> Self {
-        Self { launch: None, url: Some(url.into()), replicas: 1, args: Vec::new(), startup_timeout_s: None }
+        Self {
+            launch: None,
+            url: Some(url.into()),
+            replicas: 1,
+            args: Vec::new(),
+            startup_timeout_s: None,
+            model_path: None,
+            python: None,
+            gpus: Vec::new(),
+            command: Vec::new(),
+            host: None,
+            port: None,
+        }
     }
 
     /// Seconds to wait for readiness.
     pub fn startup_timeout(&self) -> f64 {
         self.startup_timeout_s.unwrap_or(match self.kind() {
             Launch::Sim => 60.0,
+            Launch::Sglang | Launch::Command => 900.0,
             Launch::Url => 10.0,
         })
     }
@@ -544,6 +581,27 @@ impl Experiment {
             if n.replicas == 0 {
                 return Err(invalid(format!("nodes[{i}].replicas"), 0, "must be at least 1"));
             }
+            if n.kind() == Launch::Sglang && n.model_path.is_none() {
+                return Err(invalid(
+                    format!("nodes[{i}].model_path"),
+                    "(missing)",
+                    "an sglang node needs model_path = \"...\"",
+                ));
+            }
+            if n.kind() == Launch::Command && n.command.is_empty() {
+                return Err(invalid(
+                    format!("nodes[{i}].command"),
+                    "[]",
+                    "a command node needs command = [\"argv\", \"{port}\", ...]",
+                ));
+            }
+            if !n.gpus.is_empty() && n.gpus.len() < n.replicas as usize {
+                return Err(invalid(
+                    format!("nodes[{i}].gpus"),
+                    format!("{:?}", n.gpus),
+                    "needs one entry per replica",
+                ));
+            }
             if n.kind() == Launch::Url && n.replicas != 1 {
                 return Err(invalid(
                     format!("nodes[{i}].replicas"),
@@ -653,7 +711,13 @@ mod tests {
     fn replicas_expand() {
         let mut e = minimal();
         e.nodes = vec![
-            NodeSpec { launch: Some(Launch::Sim), url: None, replicas: 3, args: vec![], startup_timeout_s: Some(5.0) },
+            NodeSpec {
+                launch: Some(Launch::Sim),
+                url: None,
+                replicas: 3,
+                startup_timeout_s: Some(5.0),
+                ..NodeSpec::url("x")
+            },
             NodeSpec::url("http://a"),
         ];
         assert_eq!(e.node_count(), 4);

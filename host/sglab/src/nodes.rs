@@ -10,7 +10,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
-use sglab_core::config::{Experiment, Launch, Routing};
+use sglab_core::config::{Experiment, Launch, NodeSpec, Routing};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -21,7 +21,7 @@ pub struct Node {
     pub name: String,
     /// Base URL, e.g. `http://127.0.0.1:41234`.
     pub url: String,
-    /// `sim` or `url`.
+    /// `sim`, `sglang`, `command`, `url` or `sglang-router`.
     pub kind: &'static str,
     /// Seconds from launch to ready (launched nodes).
     pub startup_s: Option<f64>,
@@ -127,6 +127,75 @@ async fn launch_sim(name: &str, args: &[String], log_path: &Path, timeout: Durat
     })
 }
 
+/// Launches a node process (`sglang` or `command` kind): argv with its
+/// environment, output to the log, its own process group; then waits for
+/// readiness at `url`.
+async fn launch_process(
+    name: &str,
+    kind: &'static str,
+    argv: &[String],
+    env: &[(&str, String)],
+    url: String,
+    log_path: &Path,
+    timeout: Duration,
+) -> anyhow::Result<Node> {
+    let log = std::fs::File::create(log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
+    let started = Instant::now();
+    let (program, rest) = argv.split_first().context("empty command line")?;
+    let mut cmd = Command::new(program);
+    cmd.args(rest)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .kill_on_drop(true);
+    let child = cmd.spawn().with_context(|| format!("{name}: cannot start {}", argv.join(" ")))?;
+    if let Err(e) = await_ready(&url, timeout).await {
+        terminate(child, Duration::from_secs(5)).await;
+        bail!("{name} at {url}: {e:#}; last lines of {}:\n{}", log_path.display(), tail(log_path, 15));
+    }
+    Ok(Node {
+        name: name.to_owned(),
+        url,
+        kind,
+        startup_s: Some(started.elapsed().as_secs_f64()),
+        log: Some(log_path.to_owned()),
+        child: Some(child),
+    })
+}
+
+/// The argv and environment of replica `r` of an `sglang` or `command` node.
+fn process_argv(spec: &NodeSpec, r: usize, host: &str, port: u16) -> (Vec<String>, Vec<(&'static str, String)>) {
+    let gpus = spec.gpus.get(r).cloned();
+    let env: Vec<(&'static str, String)> = gpus.iter().map(|g| ("CUDA_VISIBLE_DEVICES", g.clone())).collect();
+    let argv = match spec.kind() {
+        Launch::Sglang => {
+            let python = spec
+                .python
+                .clone()
+                .or_else(|| std::env::var("SGLAB_PYTHON").ok())
+                .unwrap_or_else(|| "python3".to_owned());
+            let mut a = vec![python, "-m".into(), "sglang.launch_server".into()];
+            a.extend(["--model-path".into(), spec.model_path.clone().unwrap_or_default()]);
+            a.extend(["--host".into(), host.to_owned(), "--port".into(), port.to_string()]);
+            a.extend(spec.args.iter().cloned());
+            a
+        }
+        _ => spec
+            .command
+            .iter()
+            .map(|t| {
+                t.replace("{host}", host)
+                    .replace("{port}", &port.to_string())
+                    .replace("{gpus}", gpus.as_deref().unwrap_or(""))
+                    .replace("{replica}", &r.to_string())
+            })
+            .collect(),
+    };
+    (argv, env)
+}
+
 impl Nodes {
     /// Starts or attaches every node of `exp`, in order. On failure, what
     /// was started is stopped.
@@ -134,15 +203,33 @@ impl Nodes {
         let mut nodes = Nodes::default();
         let mut launches = Vec::new();
         for spec in &exp.nodes {
-            for _ in 0..spec.replicas {
-                launches.push(spec);
+            for r in 0..spec.replicas as usize {
+                launches.push((spec, r));
             }
         }
         // Launch sims concurrently; attach URLs after.
         let mut pending = Vec::new();
-        for (i, spec) in launches.iter().enumerate() {
+        for (i, &(spec, r)) in launches.iter().enumerate() {
             let timeout = Duration::from_secs_f64(spec.startup_timeout());
             match spec.kind() {
+                kind @ (Launch::Sglang | Launch::Command) => {
+                    let host = spec.host.clone().unwrap_or_else(|| "127.0.0.1".to_owned());
+                    let port = match spec.port {
+                        Some(p) => p + r as u16,
+                        None => free_port()?,
+                    };
+                    let (argv, env) = process_argv(spec, r, &host, port);
+                    let label = if kind == Launch::Sglang { "sglang" } else { "command" };
+                    let name = format!("{label}-{i}");
+                    let log = logs_dir.join(format!("{name}.log"));
+                    let url = format!("http://{host}:{port}");
+                    pending.push((
+                        i,
+                        tokio::spawn(
+                            async move { launch_process(&name, label, &argv, &env, url, &log, timeout).await },
+                        ),
+                    ));
+                }
                 Launch::Sim => {
                     let name = format!("sim-{i}");
                     let log = logs_dir.join(format!("{name}.log"));
