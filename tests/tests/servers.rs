@@ -36,6 +36,7 @@ policy = "round_robin"
 
 [sweep]
 "routing.mode" = ["plugin", "sglang-router"]
+"arrival.rate" = [10, 30]
 "#,
         ),
     );
@@ -51,8 +52,18 @@ policy = "round_robin"
     assert!(out.status.success(), "{}", stderr(&out));
     let base = run_dir(&s.path, "sweep");
     let csv = read_csv(&base.join("sweep.csv"));
-    assert_eq!(csv.rows.len(), 2);
-    assert_eq!(csv.rows.iter().map(|r| r["routing.mode"].as_str()).collect::<Vec<_>>(), ["plugin", "sglang-router"]);
+    assert_eq!(csv.rows.len(), 4);
+    let modes: Vec<&str> = csv.rows.iter().map(|r| r["routing.mode"].as_str()).collect();
+    assert_eq!(modes, ["plugin", "sglang-router", "plugin", "sglang-router"]);
+    for p in ["ttft_p50_vs_rate.svg", "ttft_p99_vs_rate.svg", "total_latency_p99_vs_rate.svg"] {
+        let svg = std::fs::read_to_string(base.join(p)).unwrap();
+        assert!(
+            svg.contains("routing.mode=plugin")
+                && svg.contains("routing.mode=sglang-router")
+                && svg.contains("<polyline"),
+            "{p}"
+        );
+    }
     for r in &csv.rows {
         assert_eq!((r["status"].as_str(), r["requests_ok"].as_str()), ("ok", "10"), "{r:?}");
         assert!(num(r, "ttft_mean_ms") > 5.0);
@@ -71,7 +82,7 @@ policy = "round_robin"
     // --resume skips finished points.
     let out = sglab(&s.path).arg("run").arg(&exp).args(["--quiet", "--resume"]).arg(&base).output().unwrap();
     assert!(out.status.success());
-    assert_eq!(stdout(&out).matches("done before, skipped").count(), 2, "{}", stdout(&out));
+    assert_eq!(stdout(&out).matches("done before, skipped").count(), 4, "{}", stdout(&out));
 }
 
 #[test]
@@ -193,5 +204,26 @@ fn a_startup_timeout_names_the_node_shows_its_log_and_tears_down_the_rest() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("command-1 at http://127.0.0.1:") && err.contains("not ready after 2 s"), "{err}");
     assert!(err.contains("starting on port"), "the node's log tail is shown: {err}");
+    assert!(marked_processes(&mark).is_empty(), "processes left behind: {:?}", marked_processes(&mark));
+}
+
+#[test]
+fn crashing_launched_nodes_lose_requests_as_errors_and_leave_no_process() {
+    let s = Scratch::new("node-crash");
+    let exp = s.write(
+        "exp.toml",
+        &experiment(
+            "node-crash",
+            "[workload]\nnum_requests = 40\ninput_len = 8\noutput_len = 30\n\n[arrival]\nprocess = \"constant\"\nrate = 50.0\n\n\
+             [[nodes]]\nlaunch = \"sim\"\nreplicas = 2\nargs = [\"--profile\", \"fixed\", \"--ttft-ms\", \"5\", \"--itl-ms\", \"2\", \"--crash-after-requests\", \"3\"]\n",
+        ),
+    );
+    let mark = format!("crash-{}", std::process::id());
+    let out = sglab(&s.path).arg("run").arg(&exp).arg("--quiet").env("SGLAB_TEST_MARK", &mark).output().unwrap();
+    assert!(out.status.success(), "failed requests are data: {}", stderr(&out));
+    let csv = read_csv(&run_dir(&s.path, "node-crash").join("requests.csv"));
+    assert_eq!(csv.rows.len(), 40);
+    assert!(csv.rows.iter().any(|r| r["status"] == "error"));
+    assert!(csv.rows.iter().all(|r| matches!(r["status"].as_str(), "ok" | "error" | "rejected")), "{:?}", csv.rows);
     assert!(marked_processes(&mark).is_empty(), "processes left behind: {:?}", marked_processes(&mark));
 }

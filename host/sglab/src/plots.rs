@@ -67,6 +67,17 @@ pub fn cdf(path: &Path, title: &str, x_label: &str, series: &[(String, Vec<f64>)
 
 /// Time series (x: seconds since the run start).
 pub fn lines(path: &Path, title: &str, y_label: &str, series: &[(String, Vec<(f64, f64)>)]) -> anyhow::Result<()> {
+    xy(path, title, "time since run start (s)", y_label, series)
+}
+
+/// Lines with points over any x axis starting at 0.
+pub fn xy(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> anyhow::Result<()> {
     let x_max = series.iter().flat_map(|(_, v)| v.iter().map(|p| p.0)).fold(0.0f64, f64::max).max(1e-9);
     let y_max = series.iter().flat_map(|(_, v)| v.iter().map(|p| p.1)).fold(0.0f64, f64::max).max(1.0) * 1.1;
     let root = SVGBackend::new(path, (W, H)).into_drawing_area();
@@ -78,7 +89,7 @@ pub fn lines(path: &Path, title: &str, y_label: &str, series: &[(String, Vec<(f6
         .y_label_area_size(48)
         .build_cartesian_2d(0f64..x_max, 0f64..y_max)
         .map_err(err)?;
-    chart.configure_mesh().x_desc("time since run start (s)").y_desc(y_label).draw().map_err(err)?;
+    chart.configure_mesh().x_desc(x_label).y_desc(y_label).draw().map_err(err)?;
     for (i, (name, v)) in series.iter().enumerate() {
         let c = color(i);
         chart

@@ -83,6 +83,70 @@ fn write_csv(base: &Path, points: &[Point], done: &[(usize, PathBuf)]) -> anyhow
         out.push('\n');
     }
     std::fs::write(base.join("sweep.csv"), out)?;
+    plot_vs_rate(base, points, done, &keys)
+}
+
+/// With `arrival.rate` among the swept keys: p50/p99 TTFT and p99 total
+/// latency against the request rate, one line per combination of the other
+/// swept keys (e.g. per routing strategy).
+fn plot_vs_rate(base: &Path, points: &[Point], done: &[(usize, PathBuf)], keys: &[&str]) -> anyhow::Result<()> {
+    if !keys.contains(&"arrival.rate") {
+        return Ok(());
+    }
+    let label = |p: &Point| {
+        let parts: Vec<String> = p
+            .values
+            .iter()
+            .filter(|(k, _)| k != "arrival.rate")
+            .map(|(k, v)| {
+                format!(
+                    "{k}={}",
+                    match v {
+                        toml::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    }
+                )
+            })
+            .collect();
+        if parts.is_empty() { "run".to_owned() } else { parts.join(", ") }
+    };
+    let mut plots: Vec<(&str, &str, Vec<(String, Vec<(f64, f64)>)>)> = vec![
+        ("ttft_p50_vs_rate.svg", "/metrics/ttft/p50", Vec::new()),
+        ("ttft_p99_vs_rate.svg", "/metrics/ttft/p99", Vec::new()),
+        ("total_latency_p99_vs_rate.svg", "/metrics/total_latency/p99", Vec::new()),
+    ];
+    for (i, dir) in done {
+        let p = &points[*i];
+        let Some(rate) = p
+            .values
+            .iter()
+            .find(|(k, _)| k == "arrival.rate")
+            .and_then(|(_, v)| v.as_float().or(v.as_integer().map(|x| x as f64)))
+        else {
+            continue;
+        };
+        let Ok(s) = std::fs::read_to_string(dir.join("summary.json"))
+            .map_err(anyhow::Error::from)
+            .and_then(|t| Ok(serde_json::from_str::<Value>(&t)?))
+        else {
+            continue;
+        };
+        for (_, ptr, series) in &mut plots {
+            let Some(v) = s.pointer(ptr).and_then(Value::as_f64) else { continue };
+            let name = label(p);
+            match series.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, pts)) => pts.push((rate, v * 1e3)),
+                None => series.push((name, vec![(rate, v * 1e3)])),
+            }
+        }
+    }
+    for (file, ptr, mut series) in plots {
+        for (_, pts) in &mut series {
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        }
+        let what = ptr.trim_start_matches("/metrics/").replace('/', " ");
+        crate::plots::xy(&base.join(file), &format!("{what} vs request rate"), "request rate (req/s)", "ms", &series)?;
+    }
     Ok(())
 }
 
