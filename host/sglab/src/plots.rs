@@ -17,6 +17,9 @@ const COLORS: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
+/// Named lines of (x, y) points.
+pub type Series = Vec<(String, Vec<(f64, f64)>)>;
+
 fn color(i: usize) -> RGBColor {
     COLORS[i % COLORS.len()]
 }

@@ -110,7 +110,7 @@ fn plot_vs_rate(base: &Path, points: &[Point], done: &[(usize, PathBuf)], keys: 
             .collect();
         if parts.is_empty() { "run".to_owned() } else { parts.join(", ") }
     };
-    let mut plots: Vec<(&str, &str, Vec<(String, Vec<(f64, f64)>)>)> = vec![
+    let mut plots: Vec<(&str, &str, crate::plots::Series)> = vec![
         ("ttft_p50_vs_rate.svg", "/metrics/ttft/p50", Vec::new()),
         ("ttft_p99_vs_rate.svg", "/metrics/ttft/p99", Vec::new()),
         ("total_latency_p99_vs_rate.svg", "/metrics/total_latency/p99", Vec::new()),
