@@ -343,6 +343,23 @@ impl Nodes {
     }
 }
 
+/// The panic guard: anything still running when `Nodes` is dropped without
+/// `stop` (a panic, an early return) is killed with its whole process group,
+/// so servers that fork workers leave nothing behind either.
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for n in self.router.iter_mut().chain(self.list.iter_mut()) {
+            if let Some(pid) = n.child.as_ref().and_then(Child::id) {
+                // SAFETY: signalling the process group we created for this child.
+                #[allow(unsafe_code)]
+                unsafe {
+                    libc::kill(-(pid as libc::pid_t), libc::SIGKILL);
+                }
+            }
+        }
+    }
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
