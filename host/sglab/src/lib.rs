@@ -9,6 +9,7 @@ pub mod experiment;
 pub mod nodes;
 pub mod plots;
 pub mod plugin;
+pub mod plugin_cli;
 pub mod report;
 pub mod results;
 pub mod run;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use sglab::{compare, report, run, sim};
+use sglab::{compare, plugin_cli, report, run, sim};
 
 /// Benchmark and experiment framework for LLM serving with SGLang.
 #[derive(Debug, Parser)]
@@ -25,6 +25,8 @@ enum Command {
     Report(report::ReportArgs),
     /// Compare runs side by side (ratios to the first) with overlay plots.
     Compare(compare::CompareArgs),
+    /// List and inspect plugins.
+    Plugin(plugin_cli::PluginArgs),
 }
 
 fn done(r: anyhow::Result<()>) -> ExitCode {
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::main(args),
         Command::Report(args) => done(report::main(args)),
         Command::Compare(args) => done(compare::main(args)),
+        Command::Plugin(args) => done(plugin_cli::main(args)),
         Command::Sim(args) => {
             let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(rt) => rt,

@@ -1,0 +1,71 @@
+//! The built-in plugins: listed, inspectable, and each one routes or
+//! batches a real run.
+
+use sglab_tests::*;
+
+#[test]
+fn list_and_inspect() {
+    let s = Scratch::new("plugins");
+    let out = sglab(&s.path).args(["plugin", "list"]).output().unwrap();
+    let text = stdout(&out);
+    for (name, kind) in [
+        ("immediate", "batching"),
+        ("max-concurrency", "batching"),
+        ("round-robin", "routing"),
+        ("random", "routing"),
+        ("least-inflight", "routing"),
+        ("power-of-two", "routing"),
+    ] {
+        let line = text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} not listed: {text}"));
+        assert!(line.contains(kind), "{line}");
+    }
+    let out = sglab(&s.path).args(["plugin", "inspect", env!("SGLAB_TEST_PLUGIN_LEAST_INFLIGHT")]).output().unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        text.contains("name         least-inflight") && text.contains("contract     sglab:strategy@0.1.0"),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("sha256") && l.split_whitespace().nth(1).is_some_and(|h| h.len() == 64))
+    );
+    let out = sglab(&s.path).args(["plugin", "inspect", "max-concurrency"]).output().unwrap();
+    assert!(
+        stdout(&out).contains("cap (integer): requests in flight at most"),
+        "options are documented: {}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn every_builtin_runs_a_real_workload() {
+    let a = SimNode::start(&["--profile", "fixed", "--ttft-ms", "5", "--itl-ms", "2"]);
+    let b = SimNode::start(&["--profile", "fixed", "--ttft-ms", "5", "--itl-ms", "2"]);
+    let s = Scratch::new("builtins");
+    for (name, table) in [
+        ("random", "[routing]\nplugin = \"random\"\n"),
+        ("least-inflight", "[routing]\nplugin = \"least-inflight\"\nconfig = { max_in_flight = 3 }\n"),
+        ("power-of-two", "[routing]\nplugin = \"power-of-two\"\n"),
+        ("max-concurrency", "[batching]\nplugin = \"max-concurrency\"\nconfig = { cap = 2 }\n"),
+    ] {
+        let body = format!(
+            "[workload]\nnum_requests = 30\ninput_len = 8\noutput_len = 10\n\n[arrival]\nprocess = \"burst\"\n\n{table}"
+        );
+        let exp = s.write("exp.toml", &experiment(name, &body));
+        let out = run_experiment(&s.path, &exp, &["--url", &a.url, "--url", &b.url]);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        let dir = run_dir(&s.path, name);
+        let csv = read_csv(&dir.join("requests.csv"));
+        assert!(csv.rows.iter().all(|r| r["status"] == "ok"), "{name}");
+        let on0 = csv.rows.iter().filter(|r| r["node"] == "0").count();
+        assert!(on0 > 0 && on0 < 30, "{name}: both nodes used ({on0} on node 0)");
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+        let max = summary["metrics"]["max_concurrency"].as_u64().unwrap();
+        match name {
+            "max-concurrency" => assert_eq!(max, 2, "the cap holds"),
+            "least-inflight" => assert!(max <= 6, "3 per node: {max}"),
+            _ => assert_eq!(max, 30, "{name}: a burst goes out at once"),
+        }
+    }
+}
