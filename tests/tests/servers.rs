@@ -70,6 +70,11 @@ policy = "round_robin"
     }
     let router_point = base.join(&csv.rows[1]["dir"]);
     assert!(router_point.join("logs/router.log").is_file());
+    // The nodes' config is the same at every point: they were started once and reused.
+    assert!(base.join(&csv.rows[0]["dir"]).join("logs/sim-0.log").is_file());
+    for r in &csv.rows[1..] {
+        assert!(!base.join(&r["dir"]).join("logs/sim-0.log").exists(), "nodes restarted at {}", r["dir"]);
+    }
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(router_point.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["router"]["kind"], "sglang-router");

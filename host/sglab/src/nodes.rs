@@ -279,6 +279,34 @@ impl Nodes {
         }
     }
 
+    /// Stops the router only (the nodes keep running).
+    pub async fn stop_router(&mut self) {
+        if let Some(child) = self.router.as_mut().and_then(|r| r.child.take()) {
+            terminate(child, Duration::from_secs(5)).await;
+        }
+        self.router = None;
+    }
+
+    /// Empties every node's prefix cache (`POST /flush_cache`), so a reused
+    /// node starts a point as a fresh one would. Failures are logged.
+    pub async fn flush_caches(&self) {
+        let client: Client<_, http_body_util::Full<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        for n in &self.list {
+            let req = http::Request::post(format!("{}/flush_cache", n.url))
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .expect("valid request");
+            match tokio::time::timeout(Duration::from_secs(10), client.request(req)).await {
+                Ok(Ok(r)) if r.status().is_success() => {}
+                other => tracing::warn!("{}: cache not flushed before reuse ({other:?})", n.name),
+            }
+        }
+    }
+
+    /// The process id (and process group) of a launched node.
+    pub fn pid(&self, n: &Node) -> Option<u32> {
+        n.child.as_ref().and_then(Child::id)
+    }
+
     /// The URLs requests are sent to: the router's, or every node's.
     pub fn dispatch_urls(&self) -> Vec<String> {
         match &self.router {
@@ -340,6 +368,18 @@ impl Nodes {
             log_path.display(),
             tail(&log_path, 15)
         )
+    }
+}
+
+impl Nodes {
+    /// Leaves every launched node running after sglab exits (`--keep-servers`).
+    pub fn detach(mut self) {
+        for n in self.list.iter_mut().chain(self.router.iter_mut()) {
+            if let Some(child) = n.child.take() {
+                // Not dropped: kill_on_drop would stop it.
+                std::mem::forget(child);
+            }
+        }
     }
 }
 

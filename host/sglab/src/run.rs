@@ -48,6 +48,9 @@ pub struct RunArgs {
     /// Continue a sweep in this directory: points with a summary.json are skipped.
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
+    /// Leave the launched nodes running at the end (for reuse with --url).
+    #[arg(long)]
+    pub keep_servers: bool,
 }
 
 fn plugin_error(cfg: &experiment::Loaded, slot: &str, e: LoadError) -> ConfigError {
@@ -192,9 +195,26 @@ pub fn main(args: RunArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        return exit_code(rt.block_on(execute(r, args.quiet, dir)));
+        let result = rt.block_on(execute(r, args.quiet, dir, None, args.keep_servers)).map(|(end, nodes)| {
+            if let Some(n) = nodes {
+                keep_running(&n);
+                n.detach();
+            }
+            end
+        });
+        return exit_code(result);
     }
-    sweep::run(&rt, points, args.quiet, args.resume)
+    sweep::run(&rt, points, args.quiet, args.resume, args.keep_servers)
+}
+
+/// `--keep-servers`: leaves the launched nodes running and says how to
+/// reach and stop them.
+fn keep_running(nodes: &Nodes) {
+    println!("\nservers kept running (reuse them with --url):");
+    for n in &nodes.list {
+        let pid = nodes.pid(n).map(|p| format!("  (stop: kill -TERM -{p})")).unwrap_or_default();
+        println!("  {} {}{pid}", n.name, n.url);
+    }
 }
 
 fn exit_code(r: anyhow::Result<RunEnd>) -> ExitCode {
@@ -225,15 +245,30 @@ fn schedule_lag(records: &[sglab_core::record::RequestRecord]) -> Option<Dist> {
     Dist::of(records.iter().filter_map(|r| Some((r.arrival? as f64 - r.scheduled? as f64) / 1e6)).collect())
 }
 
-/// Runs one experiment (one sweep point) into `dir`.
-async fn execute(r: Ready, quiet: bool, dir: PathBuf) -> anyhow::Result<RunEnd> {
+/// Runs one experiment (one sweep point) into `dir`. With `reuse`, the
+/// nodes of the previous point serve this one (their prefix caches are
+/// flushed first); with `keep`, the nodes are handed back running instead
+/// of being stopped (the router, if any, is always stopped).
+async fn execute(
+    r: Ready,
+    quiet: bool,
+    dir: PathBuf,
+    reuse: Option<Nodes>,
+    keep: bool,
+) -> anyhow::Result<(RunEnd, Option<Nodes>)> {
     let Ready { cfg, load, plugins, clock } = r;
     let exp = &cfg.exp;
     let w = &exp.workload;
     let resolved = toml::to_string(exp).context("serialising the resolved config")?;
     std::fs::write(dir.join("config.toml"), resolved).context("writing config.toml")?;
 
-    let mut nodes = Nodes::start(exp, &dir.join("logs")).await?;
+    let mut nodes = match reuse {
+        Some(n) => {
+            n.flush_caches().await;
+            n
+        }
+        None => Nodes::start(exp, &dir.join("logs")).await?,
+    };
     if exp.routing.mode == sglab_core::config::RoutingMode::SglangRouter
         && let Err(e) = nodes.start_router(&exp.routing, &dir.join("logs")).await
     {
@@ -241,6 +276,8 @@ async fn execute(r: Ready, quiet: bool, dir: PathBuf) -> anyhow::Result<RunEnd> 
         return Err(e);
     }
     let urls = nodes.dispatch_urls();
+    let node_info = serde_json::to_value(&nodes.list)?;
+    let router_info = serde_json::to_value(&nodes.router)?;
     for n in &nodes.list {
         tracing::info!(node = %n.name, url = %n.url, "ready");
     }
@@ -325,10 +362,16 @@ async fn execute(r: Ready, quiet: bool, dir: PathBuf) -> anyhow::Result<RunEnd> 
             Err(e) => tracing::warn!("server metrics collection failed: {e:#}"),
         }
     }
-    nodes.stop().await;
+    nodes.stop_router().await;
+    let nodes = if keep {
+        Some(nodes)
+    } else {
+        nodes.stop().await;
+        None
+    };
     let records = writer.finish()?;
     let summary = Summary::with_slo(&records, &exp.slo);
-    results::write_timeline(&dir, &records, nodes.list.len(), summary.duration_s, exp.results.timeline_interval_s)?;
+    results::write_timeline(&dir, &records, exp.node_count(), summary.duration_s, exp.results.timeline_interval_s)?;
     let lag = schedule_lag(&records);
     let degraded = lag.as_ref().is_some_and(|l| l.p99 > exp.client.max_schedule_lag_ms);
     let (status, end) = match &out.stop {
@@ -351,8 +394,8 @@ async fn execute(r: Ready, quiet: bool, dir: PathBuf) -> anyhow::Result<RunEnd> 
         },
         "schedule_lag_ms": lag,
         "degraded": degraded,
-        "nodes": nodes.list,
-        "router": nodes.router,
+        "nodes": node_info,
+        "router": router_info,
         "plugins": {
             "batching": plugin_json(&plugins.batching),
             "routing": plugin_json(&plugins.routing),
@@ -390,5 +433,5 @@ async fn execute(r: Ready, quiet: bool, dir: PathBuf) -> anyhow::Result<RunEnd> 
             exp.client.max_schedule_lag_ms
         );
     }
-    Ok(end)
+    Ok((end, nodes))
 }

@@ -150,8 +150,16 @@ fn plot_vs_rate(base: &Path, points: &[Point], done: &[(usize, PathBuf)], keys: 
     Ok(())
 }
 
-/// Runs every point; returns the exit code (the worst point's).
-pub fn run(rt: &tokio::runtime::Runtime, points: Vec<Point>, quiet: bool, resume: Option<PathBuf>) -> ExitCode {
+/// Runs every point; returns the exit code (the worst point's). Nodes are
+/// kept running from one point to the next while their `[[nodes]]` config
+/// does not change (their caches are flushed in between).
+pub fn run(
+    rt: &tokio::runtime::Runtime,
+    points: Vec<Point>,
+    quiet: bool,
+    resume: Option<PathBuf>,
+    keep_servers: bool,
+) -> ExitCode {
     let first = &points[0].loaded.exp;
     let base = match resume {
         Some(d) => d,
@@ -173,6 +181,7 @@ pub fn run(rt: &tokio::runtime::Runtime, points: Vec<Point>, quiet: bool, resume
     let total = points.len();
     let mut done: Vec<(usize, PathBuf)> = Vec::new();
     let mut code = ExitCode::SUCCESS;
+    let mut running: Option<crate::nodes::Nodes> = None;
     for (i, p) in points.iter().enumerate() {
         let dir = base.join(dir_name(i, &p.label));
         if dir.join("summary.json").is_file() {
@@ -193,7 +202,21 @@ pub fn run(rt: &tokio::runtime::Runtime, points: Vec<Point>, quiet: bool, resume
                 return ExitCode::from(2);
             }
         };
-        let end = rt.block_on(execute(r, quiet, dir.clone()));
+        // Keep the nodes for the next point that will run, when its nodes are the same.
+        let next = points
+            .iter()
+            .enumerate()
+            .skip(i + 1)
+            .find(|(j, q)| !base.join(dir_name(*j, &q.label)).join("summary.json").is_file());
+        let keep = match next {
+            Some((_, q)) => q.loaded.exp.nodes == p.loaded.exp.nodes,
+            None => keep_servers,
+        };
+        let reuse = running.take();
+        let end = rt.block_on(execute(r, quiet, dir.clone(), reuse, keep)).map(|(end, nodes)| {
+            running = nodes;
+            end
+        });
         done.push((i, dir));
         if let Err(e) = write_csv(&base, &points, &done) {
             eprintln!("error: writing sweep.csv: {e:#}");
@@ -202,6 +225,12 @@ pub fn run(rt: &tokio::runtime::Runtime, points: Vec<Point>, quiet: bool, resume
             Ok(RunEnd::Completed) => {}
             Ok(RunEnd::Failed) => code = ExitCode::FAILURE,
             Ok(RunEnd::Interrupted) => {
+                if let Some(n) = running.take() {
+                    rt.block_on(async move {
+                        let mut n = n;
+                        n.stop().await;
+                    });
+                }
                 eprintln!("sweep interrupted; continue with --resume {}", base.display());
                 return ExitCode::from(130);
             }
@@ -213,6 +242,17 @@ pub fn run(rt: &tokio::runtime::Runtime, points: Vec<Point>, quiet: bool, resume
     }
     if let Err(e) = write_csv(&base, &points, &done) {
         eprintln!("error: writing sweep.csv: {e:#}");
+    }
+    if let Some(n) = running.take() {
+        if keep_servers {
+            super::keep_running(&n);
+            n.detach();
+        } else {
+            rt.block_on(async move {
+                let mut n = n;
+                n.stop().await;
+            });
+        }
     }
     println!("\nsweep: {} points in {}; table: {}", total, base.display(), base.join("sweep.csv").display());
     code
