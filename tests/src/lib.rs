@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use sglab_core::record::split_csv_line;
+
 /// The `sglab` binary built alongside this test (`target/<profile>/sglab`).
 pub fn sglab_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
@@ -96,26 +98,6 @@ pub struct Csv {
     pub header: Vec<String>,
     /// Rows keyed by column name.
     pub rows: Vec<HashMap<String, String>>,
-}
-
-fn split_csv_line(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => out.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
-        }
-    }
-    out.push(cur);
-    out
 }
 
 /// Reads a CSV written by sglab (RFC 4180 quoting, no embedded newlines).

@@ -133,6 +133,28 @@ pub fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// Splits one CSV line written with [`csv_field`] back into its fields
+/// (RFC 4180 quoting; a line never holds an embedded newline).
+pub fn split_csv_line(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => out.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out
+}
+
 /// Derived per-request metrics, in seconds, from the written time values.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Derived {
@@ -260,5 +282,17 @@ mod tests {
         let mut line = String::new();
         r.write_csv(&mut line);
         assert_eq!(line, "9,5,0,,,,,,,,,cancelled,\"run stopped: \"\"x\"\", y\",,,,,0,,,,\n");
+    }
+
+    #[test]
+    fn split_csv_line_reads_back_quoted_fields() {
+        let r = RequestRecord::unsent(9, 5, None, Status::Cancelled, "run stopped: \"x\", y".into());
+        let mut line = String::new();
+        r.write_csv(&mut line);
+        let cols = split_csv_line(line.trim_end());
+        assert_eq!(cols.len(), CSV_HEADER.split(',').count());
+        assert_eq!(cols[11], "cancelled");
+        assert_eq!(cols[12], "run stopped: \"x\", y");
+        assert_eq!(split_csv_line("a,,\"\""), vec!["a", "", ""]);
     }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use clap::Args;
 use serde_json::Value;
-use sglab_core::record::{RequestRecord, Status};
+use sglab_core::record::{RequestRecord, Status, split_csv_line};
 use sglab_core::timeline;
 
 use crate::plots;
@@ -21,29 +21,10 @@ pub struct ReportArgs {
 /// A CSV file as header + rows (RFC 4180 quoting, one record per line).
 pub fn read_csv(path: &Path) -> anyhow::Result<(Vec<String>, Vec<Vec<String>>)> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let split = |line: &str| {
-        let mut out = Vec::new();
-        let mut cur = String::new();
-        let mut quoted = false;
-        let mut chars = line.chars().peekable();
-        while let Some(c) = chars.next() {
-            match (c, quoted) {
-                ('"', true) if chars.peek() == Some(&'"') => {
-                    cur.push('"');
-                    chars.next();
-                }
-                ('"', _) => quoted = !quoted,
-                (',', false) => out.push(std::mem::take(&mut cur)),
-                _ => cur.push(c),
-            }
-        }
-        out.push(cur);
-        out
-    };
     let mut lines = text.lines();
-    let header = split(lines.next().with_context(|| format!("{} is empty", path.display()))?);
+    let header = split_csv_line(lines.next().with_context(|| format!("{} is empty", path.display()))?);
     // A run killed mid-write can leave a partial last line: skip short rows.
-    let rows = lines.map(split).filter(|r| r.len() == header.len()).collect();
+    let rows = lines.map(split_csv_line).filter(|r| r.len() == header.len()).collect();
     Ok((header, rows))
 }
 
