@@ -15,6 +15,8 @@ fn list_and_inspect() {
         ("random", "routing"),
         ("least-inflight", "routing"),
         ("power-of-two", "routing"),
+        ("least-tokens", "routing"),
+        ("sticky", "routing"),
     ] {
         let line = text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} not listed: {text}"));
         assert!(line.contains(kind), "{line}");
@@ -46,6 +48,8 @@ fn every_builtin_runs_a_real_workload() {
         ("random", "[routing]\nplugin = \"random\"\n"),
         ("least-inflight", "[routing]\nplugin = \"least-inflight\"\nconfig = { max_in_flight = 3 }\n"),
         ("power-of-two", "[routing]\nplugin = \"power-of-two\"\n"),
+        ("least-tokens", "[routing]\nplugin = \"least-tokens\"\n"),
+        ("sticky", "[routing]\nplugin = \"sticky\"\n"),
         ("max-concurrency", "[batching]\nplugin = \"max-concurrency\"\nconfig = { cap = 2 }\n"),
     ] {
         let body = format!(
@@ -68,4 +72,47 @@ fn every_builtin_runs_a_real_workload() {
             _ => assert_eq!(max, 30, "{name}: a burst goes out at once"),
         }
     }
+}
+
+/// Runs `rows` (JSONL lines) as one burst through routing plugin `table`
+/// on two nodes and returns each request's node, in request order.
+fn nodes_chosen(name: &str, rows: &[String], table: &str) -> Vec<String> {
+    // A long TTFT keeps every request in flight while the burst is routed.
+    let a = SimNode::start(&["--profile", "fixed", "--ttft-ms", "300", "--itl-ms", "1"]);
+    let b = SimNode::start(&["--profile", "fixed", "--ttft-ms", "300", "--itl-ms", "1"]);
+    let s = Scratch::new(name);
+    s.write("reqs.jsonl", &(rows.join("\n") + "\n"));
+    let body =
+        format!("[workload]\ndataset = \"jsonl\"\npath = \"reqs.jsonl\"\n\n[arrival]\nprocess = \"burst\"\n\n{table}");
+    let exp = s.write("exp.toml", &experiment(name, &body));
+    let out = run_experiment(&s.path, &exp, &["--url", &a.url, "--url", &b.url]);
+    assert!(out.status.success(), "{name}: {}", stderr(&out));
+    let mut rows = read_csv(&run_dir(&s.path, name).join("requests.csv")).rows;
+    rows.sort_by_key(|r| num(r, "req_id") as u64);
+    assert!(rows.iter().all(|r| r["status"] == "ok"), "{name}");
+    rows.iter().map(|r| r["node"].clone()).collect()
+}
+
+#[test]
+fn least_tokens_weighs_prompt_and_output_tokens() {
+    // One 100-token request, then nine of 10 tokens (each with 4 output
+    // tokens): node 1 takes small ones until it holds more than node 0's 104.
+    let ids = |n: usize| (1..=n).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+    let mut rows = vec![format!("{{\"input_ids\":[{}],\"output_len\":4}}", ids(100))];
+    rows.extend((0..9).map(|_| format!("{{\"input_ids\":[{}],\"output_len\":4}}", ids(10))));
+    let got = nodes_chosen("least-tokens", &rows, "[routing]\nplugin = \"least-tokens\"\n");
+    assert_eq!(got, ["0", "1", "1", "1", "1", "1", "1", "1", "1", "0"]);
+}
+
+#[test]
+fn sticky_keeps_a_session_on_its_node() {
+    // Sessions a, b, then a five times, then b: new sessions go to the least
+    // loaded node; returning ones stay where they were, however loaded.
+    let rows: Vec<String> = ["a", "b", "a", "a", "a", "a", "a", "b"]
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!("{{\"prompt\":\"turn {i}\",\"output_len\":4,\"session\":\"{s}\"}}"))
+        .collect();
+    let got = nodes_chosen("sticky", &rows, "[routing]\nplugin = \"sticky\"\nconfig = { ttl_ms = 60000 }\n");
+    assert_eq!(got, ["0", "1", "0", "0", "0", "0", "0", "1"]);
 }
