@@ -17,6 +17,7 @@ fn list_and_inspect() {
         ("power-of-two", "routing"),
         ("least-tokens", "routing"),
         ("sticky", "routing"),
+        ("static-batch", "batching"),
     ] {
         let line = text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} not listed: {text}"));
         assert!(line.contains(kind), "{line}");
@@ -115,4 +116,35 @@ fn sticky_keeps_a_session_on_its_node() {
         .collect();
     let got = nodes_chosen("sticky", &rows, "[routing]\nplugin = \"sticky\"\nconfig = { ttl_ms = 60000 }\n");
     assert_eq!(got, ["0", "1", "0", "0", "0", "0", "0", "1"]);
+}
+
+#[test]
+fn static_batch_releases_at_size_or_timeout() {
+    // size 3, timeout 200 ms. Three at t=0 fill a batch and go at once; one
+    // alone at 0.5 s goes when its 200 ms run out; two at 1.0 s and 1.05 s go
+    // together when the older one's 200 ms run out.
+    let a = SimNode::start(&["--profile", "fixed", "--ttft-ms", "5", "--itl-ms", "1"]);
+    let s = Scratch::new("static-batch");
+    let rows: Vec<String> = [0.0, 0.0, 0.0, 0.5, 1.0, 1.05]
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("{{\"prompt\":\"request {i}\",\"output_len\":2,\"timestamp\":{t}}}"))
+        .collect();
+    s.write("reqs.jsonl", &(rows.join("\n") + "\n"));
+    let body = "[workload]\ndataset = \"jsonl\"\npath = \"reqs.jsonl\"\n\n[arrival]\nprocess = \"trace\"\n\n\
+                [batching]\nplugin = \"static-batch\"\nconfig = { size = 3, timeout_ms = 200 }\n";
+    let exp = s.write("exp.toml", &experiment("static-batch", body));
+    let out = run_experiment(&s.path, &exp, &["--url", &a.url]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut rows = read_csv(&run_dir(&s.path, "static-batch").join("requests.csv")).rows;
+    rows.sort_by_key(|r| num(r, "req_id") as u64);
+    assert!(rows.iter().all(|r| r["status"] == "ok"));
+    let queued: Vec<f64> = rows.iter().map(|r| num(r, "queue_time")).collect();
+    for (i, (lo, hi)) in
+        [(0.0, 0.05), (0.0, 0.05), (0.0, 0.05), (0.2, 0.28), (0.2, 0.28), (0.15, 0.23)].iter().enumerate()
+    {
+        assert!((*lo..*hi).contains(&queued[i]), "request {i} queued {} s: {queued:?}", queued[i]);
+    }
+    let sent = |i: usize| num(&rows[i], "to_server_time");
+    assert!((sent(4) - sent(5)).abs() < 0.01, "released together: {} vs {}", sent(4), sent(5));
 }
