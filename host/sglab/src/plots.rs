@@ -40,32 +40,15 @@ pub fn cdf(path: &Path, title: &str, x_label: &str, series: &[(String, Vec<f64>)
         .collect();
     sorted.retain(|(_, v)| !v.is_empty());
     let max = sorted.iter().filter_map(|(_, v)| v.last().copied()).fold(0.0f64, f64::max).max(1e-9) * 1.05;
-    let root = SVGBackend::new(path, (W, H)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(48)
-        .build_cartesian_2d(0f64..max, 0f64..1f64)
-        .map_err(err)?;
-    chart.configure_mesh().x_desc(x_label).y_desc("fraction of requests").draw().map_err(err)?;
-    for (i, (name, v)) in sorted.iter().enumerate() {
-        let n = v.len() as f64;
-        let c = color(i);
-        chart
-            .draw_series(LineSeries::new(
-                v.iter().enumerate().map(|(k, &x)| (x, (k + 1) as f64 / n)),
-                c.stroke_width(2),
-            ))
-            .map_err(err)?
-            .label(name.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
-    }
-    if sorted.len() > 1 || sorted.first().is_some_and(|(n, _)| !n.is_empty()) {
-        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(err)?;
-    }
-    root.present().map_err(err).with_context(|| format!("writing {}", path.display()))
+    let legend = sorted.len() > 1 || sorted.first().is_some_and(|(n, _)| !n.is_empty());
+    let points: Series = sorted
+        .into_iter()
+        .map(|(name, v)| {
+            let n = v.len() as f64;
+            (name, v.into_iter().enumerate().map(|(k, x)| (x, (k + 1) as f64 / n)).collect())
+        })
+        .collect();
+    draw(path, title, (x_label, "fraction of requests"), (max, 1.0), &points, legend)
 }
 
 /// Time series (x: seconds since the run start).
@@ -83,6 +66,19 @@ pub fn xy(
 ) -> anyhow::Result<()> {
     let x_max = series.iter().flat_map(|(_, v)| v.iter().map(|p| p.0)).fold(0.0f64, f64::max).max(1e-9);
     let y_max = series.iter().flat_map(|(_, v)| v.iter().map(|p| p.1)).fold(0.0f64, f64::max).max(1.0) * 1.1;
+    draw(path, title, (x_label, y_label), (x_max, y_max), series, true)
+}
+
+/// One line chart over [0, max.0] x [0, max.1], a line per series, with a
+/// legend when `legend`.
+fn draw(
+    path: &Path,
+    title: &str,
+    (x_label, y_label): (&str, &str),
+    (x_max, y_max): (f64, f64),
+    series: &[(String, Vec<(f64, f64)>)],
+    legend: bool,
+) -> anyhow::Result<()> {
     let root = SVGBackend::new(path, (W, H)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let mut chart = ChartBuilder::on(&root)
@@ -101,7 +97,9 @@ pub fn xy(
             .label(name.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
     }
-    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(err)?;
+    if legend {
+        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(err)?;
+    }
     root.present().map_err(err).with_context(|| format!("writing {}", path.display()))
 }
 
