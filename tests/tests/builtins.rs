@@ -18,6 +18,12 @@ fn list_and_inspect() {
         ("least-tokens", "routing"),
         ("sticky", "routing"),
         ("static-batch", "batching"),
+        ("token-budget", "batching"),
+        ("sjf", "batching"),
+        ("priority", "batching"),
+        ("cache-aware", "routing"),
+        ("prefix-hash", "routing"),
+        ("weighted-score", "routing"),
     ] {
         let line = text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} not listed: {text}"));
         assert!(line.contains(kind), "{line}");
@@ -52,9 +58,15 @@ fn every_builtin_runs_a_real_workload() {
         ("least-tokens", "[routing]\nplugin = \"least-tokens\"\n"),
         ("sticky", "[routing]\nplugin = \"sticky\"\n"),
         ("max-concurrency", "[batching]\nplugin = \"max-concurrency\"\nconfig = { cap = 2 }\n"),
+        ("cache-aware", "[routing]\nplugin = \"cache-aware\"\nconfig = { balance_abs_threshold = 2 }\n"),
+        ("prefix-hash", "[routing]\nplugin = \"prefix-hash\"\n"),
+        ("weighted-score", "[routing]\nplugin = \"weighted-score\"\n"),
+        ("token-budget", "[batching]\nplugin = \"token-budget\"\nconfig = { budget = 54 }\n"),
+        ("sjf", "[batching]\nplugin = \"sjf\"\nconfig = { cap = 2 }\n"),
+        ("priority", "[batching]\nplugin = \"priority\"\nconfig = { cap = 2 }\n"),
     ] {
         let body = format!(
-            "[workload]\nnum_requests = 30\ninput_len = 8\noutput_len = 10\n\n[arrival]\nprocess = \"burst\"\n\n{table}"
+            "[workload]\nnum_requests = 30\ninput_len = 8\noutput_len = 10\nrange_ratio = 1.0\n\n[arrival]\nprocess = \"burst\"\n\n{table}"
         );
         let exp = s.write("exp.toml", &experiment(name, &body));
         let out = run_experiment(&s.path, &exp, &["--url", &a.url, "--url", &b.url]);
@@ -68,7 +80,10 @@ fn every_builtin_runs_a_real_workload() {
             serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
         let max = summary["metrics"]["max_concurrency"].as_u64().unwrap();
         match name {
-            "max-concurrency" => assert_eq!(max, 2, "the cap holds"),
+            "max-concurrency" | "sjf" | "priority" => assert_eq!(max, 2, "{name}: the cap holds"),
+            // A request costs 8 + 10 tokens, so 3 go at once; as output
+            // arrives their cost falls, but never below their 8 prompt tokens.
+            "token-budget" => assert!((3..=6).contains(&max), "{name}: 54 tokens hold 3 to 6: {max}"),
             "least-inflight" => assert!(max <= 6, "3 per node: {max}"),
             _ => assert_eq!(max, 30, "{name}: a burst goes out at once"),
         }

@@ -4,9 +4,9 @@
 #[path = "harness/script.rs"]
 mod script;
 
+use script::*;
 use sglab::plugin::Kind;
 use sglab_core::policy::{BatchPolicy, NodeState};
-use script::*;
 
 #[test]
 fn token_budget_holds_the_total_in_arrival_order() {

@@ -32,7 +32,12 @@ impl Batcher for MaxConcurrency {
     fn options() -> Vec<sglab_plugin_sdk::OptionDoc> {
         vec![
             option("cap", "integer", None, "requests in flight at most (required)"),
-            option("per_node", "bool", Some("false"), "the cap holds per healthy node: release while some node is under it"),
+            option(
+                "per_node",
+                "bool",
+                Some("false"),
+                "the cap holds per healthy node: release while some node is under it",
+            ),
         ]
     }
 

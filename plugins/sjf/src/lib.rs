@@ -59,7 +59,12 @@ impl Batcher for Sjf {
     fn options() -> Vec<sglab_plugin_sdk::OptionDoc> {
         vec![
             option("cap", "integer", None, "requests in flight at most, all nodes together (required)"),
-            option("max_wait_ms", "integer", Some("10000"), "aging bound: a request queued this long goes before shorter ones"),
+            option(
+                "max_wait_ms",
+                "integer",
+                Some("10000"),
+                "aging bound: a request queued this long goes before shorter ones",
+            ),
         ]
     }
 

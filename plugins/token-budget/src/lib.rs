@@ -35,8 +35,18 @@ impl Batcher for TokenBudget {
 
     fn options() -> Vec<sglab_plugin_sdk::OptionDoc> {
         vec![
-            option("budget", "integer", None, "tokens in flight at most: prompt + max_new_tokens of each request (required)"),
-            option("per_node", "bool", Some("false"), "apply the budget to each healthy node instead of to all together"),
+            option(
+                "budget",
+                "integer",
+                None,
+                "tokens in flight at most: prompt + max_new_tokens of each request (required)",
+            ),
+            option(
+                "per_node",
+                "bool",
+                Some("false"),
+                "apply the budget to each healthy node instead of to all together",
+            ),
         ]
     }
 

@@ -62,11 +62,14 @@ pub fn workload(cfg: &experiment::Loaded) -> Result<Workload, ConfigError> {
     })?;
     let schedule = arrival::schedule(&cfg.exp.arrival, &specs, cfg.exp.experiment.seed)
         .map_err(|e| config_err(cfg, "arrival.process", e))?;
+    // What `host.prompt-text` gives plugins: the text sglang-router routes
+    // on, i.e. the prompt, or token ids as space-separated decimals (its
+    // `extract_text_for_routing` for `/generate` with `input_ids`).
     let texts = specs
         .iter()
         .map(|s| match &s.prompt {
             Prompt::Text(t) => t.clone(),
-            Prompt::Ids(ids) => tok.decode(ids),
+            Prompt::Ids(ids) => ids.iter().map(u32::to_string).collect::<Vec<_>>().join(" "),
         })
         .collect();
     Ok(Workload { specs: specs.into(), schedule, count, texts: Arc::new(texts) })

@@ -1,6 +1,9 @@
 //! Drives built-in plugins through the real runtime (engine, sandbox, WIT
 //! conversions) with scripted events, for exact-decision tests.
 
+// Shared by several test binaries; each uses a part.
+#![allow(dead_code)]
+
 use std::path::Path;
 use std::time::Duration;
 

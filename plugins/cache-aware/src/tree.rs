@@ -1,0 +1,343 @@
+//! The approximate radix tree of sglang-router's `cache_aware` policy.
+//!
+//! Re-implemented from sglang-router 0.3.2 (SMG 0.3.2), `src/policies/tree.rs`
+//! as described in `shared/reference/routing.md` §1.3.3: a tree keyed on the
+//! characters of the routing text (no tokenization); each node records which
+//! tenants (nodes of the run) have inserted through it and when; a node
+//! remembers the tenant that created it (`last_tenant`), and a prefix match
+//! answers with that tenant; per-tenant character counts drive LRU eviction
+//! of that tenant's leaves.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+const ROOT: usize = 0;
+
+#[derive(Debug, Clone)]
+struct Node {
+    /// Edge label from the parent (empty at the root).
+    text: String,
+    /// Characters in `text`.
+    chars: u64,
+    /// (first character of the child's label, child).
+    children: Vec<(char, usize)>,
+    parent: usize,
+    /// (tenant, last access epoch).
+    tenants: Vec<(u32, u64)>,
+    /// The tenant that created this node.
+    last_tenant: u32,
+    alive: bool,
+}
+
+/// Tenants are node indices of the run.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    nodes: Vec<Node>,
+    free: Vec<usize>,
+    /// Characters each tenant holds in the tree.
+    held: Vec<u64>,
+    epoch: u64,
+    matches: u64,
+}
+
+impl Default for Tree {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Bytes and characters `a` and `b` share at the start.
+fn common_prefix(a: &str, b: &str) -> (usize, u64) {
+    let (mut bytes, mut chars) = (0, 0);
+    for (x, y) in a.chars().zip(b.chars()) {
+        if x != y {
+            break;
+        }
+        bytes += x.len_utf8();
+        chars += 1;
+    }
+    (bytes, chars)
+}
+
+impl Tree {
+    /// An empty tree.
+    pub fn new() -> Self {
+        let root = Node {
+            text: String::new(),
+            chars: 0,
+            children: Vec::new(),
+            parent: ROOT,
+            tenants: Vec::new(),
+            last_tenant: 0,
+            alive: true,
+        };
+        Self { nodes: vec![root], free: Vec::new(), held: Vec::new(), epoch: 0, matches: 0 }
+    }
+
+    /// Characters `tenant` holds.
+    pub fn held(&self, tenant: u32) -> u64 {
+        self.held.get(tenant as usize).copied().unwrap_or(0)
+    }
+
+    fn child(&self, node: usize, c: char) -> Option<usize> {
+        self.nodes[node].children.iter().find(|(k, _)| *k == c).map(|&(_, n)| n)
+    }
+
+    fn alloc(&mut self, node: Node) -> usize {
+        match self.free.pop() {
+            Some(i) => {
+                self.nodes[i] = node;
+                i
+            }
+            None => {
+                self.nodes.push(node);
+                self.nodes.len() - 1
+            }
+        }
+    }
+
+    /// Adds `tenant` to `node` (or refreshes its epoch); counts its characters once.
+    fn touch(&mut self, node: usize, tenant: u32, epoch: u64) {
+        let n = &mut self.nodes[node];
+        match n.tenants.iter_mut().find(|(t, _)| *t == tenant) {
+            Some(slot) => slot.1 = epoch,
+            None => {
+                n.tenants.push((tenant, epoch));
+                let chars = n.chars;
+                if self.held.len() <= tenant as usize {
+                    self.held.resize(tenant as usize + 1, 0);
+                }
+                self.held[tenant as usize] += chars;
+            }
+        }
+    }
+
+    /// Splits `node` after `bytes` bytes (`chars` characters) of its label;
+    /// returns the new upper node, which inherits the tenants.
+    fn split(&mut self, node: usize, bytes: usize, chars: u64) -> usize {
+        let old = &self.nodes[node];
+        let parent = old.parent;
+        let upper = Node {
+            text: old.text[..bytes].to_owned(),
+            chars,
+            children: Vec::new(),
+            parent,
+            tenants: old.tenants.clone(),
+            last_tenant: old.last_tenant,
+            alive: true,
+        };
+        let upper = self.alloc(upper);
+        let lower = &mut self.nodes[node];
+        lower.text.drain(..bytes);
+        lower.chars -= chars;
+        lower.parent = upper;
+        let first = lower.text.chars().next().expect("a split leaves a non-empty lower label");
+        self.nodes[upper].children.push((first, node));
+        let upper_first = self.nodes[upper].text.chars().next().expect("non-empty upper label");
+        if let Some(slot) = self.nodes[parent].children.iter_mut().find(|(c, _)| *c == upper_first) {
+            slot.1 = upper;
+        }
+        upper
+    }
+
+    /// Records that `tenant` now caches `text`.
+    pub fn insert(&mut self, text: &str, tenant: u32) {
+        self.epoch += 1;
+        let epoch = self.epoch;
+        let mut cur = ROOT;
+        self.touch(ROOT, tenant, epoch);
+        let mut rest = text;
+        while let Some(c) = rest.chars().next() {
+            let Some(mut ch) = self.child(cur, c) else {
+                let leaf = Node {
+                    text: rest.to_owned(),
+                    chars: rest.chars().count() as u64,
+                    children: Vec::new(),
+                    parent: cur,
+                    tenants: Vec::new(),
+                    last_tenant: tenant,
+                    alive: true,
+                };
+                let leaf = self.alloc(leaf);
+                self.nodes[cur].children.push((c, leaf));
+                self.touch(leaf, tenant, epoch);
+                return;
+            };
+            let (bytes, chars) = common_prefix(&self.nodes[ch].text, rest);
+            if bytes < self.nodes[ch].text.len() {
+                ch = self.split(ch, bytes, chars);
+            }
+            self.touch(ch, tenant, epoch);
+            rest = &rest[bytes..];
+            cur = ch;
+        }
+    }
+
+    /// The longest cached prefix of `text`: (matched characters, the tenant
+    /// the router would pick). A match that ends inside a node's label counts
+    /// the shared characters; the tenant is the deepest matched node's
+    /// creator, or (if that one has left the node) its lowest-numbered tenant.
+    pub fn prefix_match(&mut self, text: &str) -> (u64, Option<u32>) {
+        let (mut cur, mut matched, mut rest) = (ROOT, 0, text);
+        while let Some(c) = rest.chars().next() {
+            let Some(ch) = self.child(cur, c) else { break };
+            let (bytes, chars) = common_prefix(&self.nodes[ch].text, rest);
+            matched += chars;
+            cur = ch;
+            if bytes < self.nodes[ch].text.len() {
+                break;
+            }
+            rest = &rest[bytes..];
+        }
+        if cur == ROOT {
+            return (0, None);
+        }
+        let n = &self.nodes[cur];
+        let tenant = if n.tenants.iter().any(|&(t, _)| t == n.last_tenant) {
+            Some(n.last_tenant)
+        } else {
+            n.tenants.iter().map(|&(t, _)| t).min()
+        };
+        // Like the original, a match refreshes the access time only 1 in 8
+        // times, so the LRU order is approximate.
+        self.matches += 1;
+        if let Some(t) = tenant
+            && self.matches.is_multiple_of(8)
+        {
+            self.epoch += 1;
+            let epoch = self.epoch;
+            self.touch(cur, t, epoch);
+        }
+        (matched, tenant)
+    }
+
+    fn detach(&mut self, node: usize) {
+        let parent = self.nodes[node].parent;
+        self.nodes[parent].children.retain(|&(_, c)| c != node);
+        let mut stack = vec![node];
+        while let Some(n) = stack.pop() {
+            stack.extend(self.nodes[n].children.iter().map(|&(_, c)| c));
+            let dead = &mut self.nodes[n];
+            dead.alive = false;
+            dead.children.clear();
+            dead.text.clear();
+            dead.tenants.clear();
+            self.free.push(n);
+        }
+    }
+
+    /// Forgets everything `tenant` cached.
+    pub fn remove_tenant(&mut self, tenant: u32) {
+        let mut emptied = Vec::new();
+        for (i, n) in self.nodes.iter_mut().enumerate() {
+            if n.alive && n.tenants.iter().any(|&(t, _)| t == tenant) {
+                n.tenants.retain(|&(t, _)| t != tenant);
+                if i != ROOT && n.tenants.is_empty() {
+                    emptied.push(i);
+                }
+            }
+        }
+        // A child's tenants are a subset of its parent's: detaching the
+        // topmost emptied nodes removes the rest with them.
+        for i in emptied {
+            if self.nodes[i].alive && self.nodes[self.nodes[i].parent].alive {
+                let parent = self.nodes[i].parent;
+                if parent == ROOT || !self.nodes[parent].tenants.is_empty() {
+                    self.detach(i);
+                }
+            }
+        }
+        if let Some(h) = self.held.get_mut(tenant as usize) {
+            *h = 0;
+        }
+    }
+
+    fn is_leaf_of(&self, node: usize, tenant: u32) -> bool {
+        node != ROOT
+            && self.nodes[node].tenants.iter().any(|&(t, _)| t == tenant)
+            && !self.nodes[node].children.iter().any(|&(_, c)| self.nodes[c].tenants.iter().any(|&(t, _)| t == tenant))
+    }
+
+    /// For each tenant holding more than `max_chars` characters, drops its
+    /// least recently used leaves until it holds at most `max_chars`.
+    pub fn evict(&mut self, max_chars: u64) {
+        for tenant in 0..self.held.len() as u32 {
+            if self.held(tenant) <= max_chars {
+                continue;
+            }
+            let mut heap: BinaryHeap<Reverse<(u64, usize)>> = (0..self.nodes.len())
+                .filter(|&i| self.nodes[i].alive && self.is_leaf_of(i, tenant))
+                .map(|i| Reverse((self.epoch_of(i, tenant), i)))
+                .collect();
+            while self.held(tenant) > max_chars {
+                let Some(Reverse((_, leaf))) = heap.pop() else { break };
+                let n = &mut self.nodes[leaf];
+                n.tenants.retain(|&(t, _)| t != tenant);
+                self.held[tenant as usize] -= n.chars;
+                let parent = n.parent;
+                if n.tenants.is_empty() {
+                    self.detach(leaf);
+                }
+                if self.is_leaf_of(parent, tenant) {
+                    heap.push(Reverse((self.epoch_of(parent, tenant), parent)));
+                }
+            }
+        }
+    }
+
+    fn epoch_of(&self, node: usize, tenant: u32) -> u64 {
+        self.nodes[node].tenants.iter().find(|&&(t, _)| t == tenant).map_or(0, |&(_, e)| e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_count_characters_and_answer_with_the_creator() {
+        let mut t = Tree::new();
+        t.insert("hello world", 0);
+        t.insert("hello there", 1);
+        // "hello " is shared; the split node keeps tenant 0 as its creator.
+        assert_eq!(t.prefix_match("hello world!"), (11, Some(0)));
+        assert_eq!(t.prefix_match("hello thereabouts"), (11, Some(1)));
+        assert_eq!(t.prefix_match("hello you"), (6, Some(0)));
+        assert_eq!(t.prefix_match("help"), (3, Some(0)));
+        assert_eq!(t.prefix_match("xyz"), (0, None));
+        assert_eq!(t.prefix_match("héllo"), (1, Some(0)));
+        // Tenant 0 holds "hello " + "world" = 11 chars, tenant 1 "hello " + "there".
+        assert_eq!((t.held(0), t.held(1)), (11, 11));
+    }
+
+    #[test]
+    fn removing_a_tenant_wipes_its_nodes_and_hands_shared_ones_over() {
+        let mut t = Tree::new();
+        t.insert("abcdef", 0);
+        t.insert("abcxyz", 1);
+        t.remove_tenant(0);
+        assert_eq!(t.held(0), 0);
+        assert_eq!(t.prefix_match("abcdef"), (3, Some(1)), "the shared node now answers with tenant 1");
+        assert_eq!(t.prefix_match("abcxyz"), (6, Some(1)));
+    }
+
+    #[test]
+    fn eviction_drops_least_recently_inserted_leaves_first() {
+        let mut t = Tree::new();
+        t.insert("aaaa", 0);
+        t.insert("bbbb", 0);
+        t.insert("cccc", 0);
+        t.insert("bbbb", 0); // refreshes bbbb
+        t.evict(8);
+        assert_eq!(t.held(0), 8);
+        assert_eq!(t.prefix_match("aaaa").0, 0, "oldest leaf evicted");
+        assert_eq!(t.prefix_match("bbbb").0, 4);
+        assert_eq!(t.prefix_match("cccc").0, 4);
+        // An inner node becomes a leaf once its children are gone.
+        let mut t = Tree::new();
+        t.insert("xxyy", 1);
+        t.insert("xxzz", 1);
+        t.evict(0);
+        assert_eq!((t.held(1), t.prefix_match("xxyy").0), (0, 0));
+    }
+}
