@@ -128,6 +128,10 @@ pub struct Summary {
     pub errors_by_kind: BTreeMap<String, u64>,
     /// Per node.
     pub nodes: Vec<NodeSummary>,
+    /// Σ cached_tokens / Σ input_length over ok requests whose server
+    /// reported `cached_tokens` (the prefix-cache hit rate the server saw);
+    /// absent when no server reported it.
+    pub prefix_cache_hit_rate: Option<f64>,
 }
 
 /// Goodput and attainment for the configured limits.
@@ -189,6 +193,7 @@ impl Summary {
         let (mut sl, mut tl, mut tt, mut qt, mut tp, mut ttt, mut itl) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut inp, mut outp, mut busy) = (0u64, 0u64, 0.0f64);
+        let (mut cached, mut cached_of) = (0u64, 0u64);
         let mut end = 0.0f64;
         let mut errors = BTreeMap::new();
         let mut per_node: BTreeMap<u32, (NodeSummary, f64, f64)> = BTreeMap::new();
@@ -235,6 +240,10 @@ impl Summary {
                 Status::Ok => {
                     c.ok += 1;
                     inp += r.input_length as u64;
+                    if let Some(k) = r.cached_tokens {
+                        cached += u64::from(k);
+                        cached_of += r.input_length as u64;
+                    }
                     outp += r.decode_length as u64;
                     sl.extend(d.server_latency);
                     tl.extend(d.total_latency);
@@ -309,6 +318,7 @@ impl Summary {
             }),
             errors_by_kind: errors,
             nodes,
+            prefix_cache_hit_rate: (cached_of > 0).then(|| cached as f64 / cached_of as f64),
         }
     }
 }

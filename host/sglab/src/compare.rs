@@ -28,6 +28,7 @@ const METRICS: &[(&str, &str, f64, &str)] = &[
     ("request throughput", "/metrics/request_throughput", 1.0, "req/s"),
     ("output token throughput", "/metrics/output_token_throughput", 1.0, "tok/s"),
     ("mean in flight", "/metrics/mean_concurrency", 1.0, ""),
+    ("prefix cache hit rate", "/metrics/prefix_cache_hit_rate", 100.0, "%"),
     ("ttft mean", "/metrics/ttft/mean", 1e3, "ms"),
     ("ttft p99", "/metrics/ttft/p99", 1e3, "ms"),
     ("tpot mean", "/metrics/tpot/mean", 1e3, "ms"),

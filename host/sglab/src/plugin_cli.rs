@@ -1,5 +1,6 @@
 //! `sglab plugin list` and `sglab plugin inspect`: what a plugin is, read
-//! from the component itself (its exports and its `info()`).
+//! from the component itself (its exports and its `info()`). `new` and
+//! `build` live in their own modules.
 
 use std::path::Path;
 
@@ -23,6 +24,10 @@ enum PluginCommand {
         /// A built-in name or a path to a `.wasm` component.
         plugin: String,
     },
+    /// Scaffold a plugin crate (Cargo.toml, src/lib.rs with a test).
+    New(crate::plugin_new::NewArgs),
+    /// Build a plugin crate to a `.wasm` component and inspect it.
+    Build(crate::plugin_build::BuildArgs),
 }
 
 /// Loads `spec` as whichever kind it is.
@@ -34,7 +39,8 @@ pub fn load_any(spec: &str) -> Result<Loaded, LoadError> {
     }
 }
 
-fn inspect(l: &Loaded) -> String {
+/// What `sglab plugin inspect` prints.
+pub fn inspect(l: &Loaded) -> String {
     let m = &l.meta;
     let mut out = format!(
         "name         {}\nversion      {}\nkind         {}\ncontract     sglab:strategy@{}\nsource       {}\nsize         {} bytes\nsha256       {}\ndescription  {}\n",
@@ -66,6 +72,8 @@ pub fn main(args: PluginArgs) -> anyhow::Result<()> {
             }
         }
         PluginCommand::Inspect { plugin } => print!("{}", inspect(&load_any(&plugin)?)),
+        PluginCommand::New(args) => crate::plugin_new::main(args)?,
+        PluginCommand::Build(args) => crate::plugin_build::main(args)?,
     }
     Ok(())
 }

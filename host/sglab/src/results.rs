@@ -125,6 +125,9 @@ pub fn table(s: &Summary) -> String {
         s.mean_queue_depth,
         s.max_queue_depth
     );
+    if let Some(h) = s.prefix_cache_hit_rate {
+        out.push_str(&format!("prefix cache {:.1} % of prompt tokens were cached (server-reported)\n", h * 100.0));
+    }
     if let Some(slo) = &s.slo {
         out.push_str(&format!(
             "slo        {} of {} sent met it ({:.1} %), goodput {:.2} req/s\n",

@@ -22,6 +22,7 @@ const COLUMNS: &[(&str, &str, f64)] = &[
     ("request_throughput", "/metrics/request_throughput", 1.0),
     ("output_token_throughput", "/metrics/output_token_throughput", 1.0),
     ("mean_concurrency", "/metrics/mean_concurrency", 1.0),
+    ("prefix_cache_hit_rate", "/metrics/prefix_cache_hit_rate", 1.0),
     ("ttft_mean_ms", "/metrics/ttft/mean", 1e3),
     ("ttft_p99_ms", "/metrics/ttft/p99", 1e3),
     ("tpot_mean_ms", "/metrics/tpot/mean", 1e3),

@@ -1,0 +1,117 @@
+//! `sglab plugin new NAME --kind routing|batching`: scaffolds a plugin crate
+//! (Cargo.toml, src/lib.rs with a working strategy and a test, Cargo.lock)
+//! that builds with `sglab plugin build` and loads by path in a run.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+
+/// What kind of plugin to scaffold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NewKind {
+    /// Picks the node for each request.
+    Routing,
+    /// Decides when queued requests are released.
+    Batching,
+}
+
+/// Arguments of `sglab plugin new`.
+#[derive(Debug, Clone, Args)]
+pub struct NewArgs {
+    /// The plugin's name: lower-case letters, digits and `-`, starting with a letter.
+    pub name: String,
+    /// Routing or batching.
+    #[arg(long, value_enum)]
+    pub kind: NewKind,
+    /// Where to create the crate directory `NAME` (default: here).
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    /// The sglab plugin SDK to depend on (default: the `plugin-sdk` of the
+    /// sglab source tree this binary was built from).
+    #[arg(long)]
+    pub sdk: Option<PathBuf>,
+}
+
+const CARGO_TOML: &str = include_str!("../templates/Cargo.toml.tmpl");
+const ROUTER: &str = include_str!("../templates/router.rs.tmpl");
+const BATCHER: &str = include_str!("../templates/batcher.rs.tmpl");
+/// The workspace lockfile: the new crate starts from the same dependency
+/// versions the built-ins use (so it builds offline once those are fetched).
+const LOCK: &str = include_str!("../../../Cargo.lock");
+
+fn check_name(name: &str) -> anyhow::Result<()> {
+    let ok = name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.ends_with('-')
+        && name.len() <= 64;
+    if !ok {
+        bail!("plugin name {name:?}: use lower-case letters, digits and '-', starting with a letter (at most 64)");
+    }
+    Ok(())
+}
+
+fn sdk_path(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let (path, origin) = match given {
+        Some(p) => (p.to_path_buf(), "--sdk"),
+        None => (Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugin-sdk"), "the sglab source tree"),
+    };
+    let path = path
+        .canonicalize()
+        .with_context(|| format!("plugin SDK from {origin} not found at {}; pass --sdk PATH", path.display()))?;
+    if !path.join("Cargo.toml").is_file() {
+        bail!("{} (from {origin}) is not the plugin SDK: it has no Cargo.toml; pass --sdk PATH", path.display());
+    }
+    Ok(path)
+}
+
+/// Runs `sglab plugin new`.
+pub fn main(args: NewArgs) -> anyhow::Result<()> {
+    check_name(&args.name)?;
+    let sdk = sdk_path(args.sdk.as_deref())?;
+    let dir = args.dir.join(&args.name);
+    if dir.exists() {
+        bail!("{} already exists; choose another name or --dir", dir.display());
+    }
+    let (kind, source) = match args.kind {
+        NewKind::Routing => ("routing", ROUTER),
+        NewKind::Batching => ("batching", BATCHER),
+    };
+    let fill = |t: &str| {
+        t.replace("{{NAME}}", &args.name)
+            .replace("{{KIND}}", kind)
+            .replace("{{DIR}}", &dir.display().to_string())
+            .replace("{{SDK}}", &sdk.display().to_string().replace('\\', "/"))
+    };
+    std::fs::create_dir_all(dir.join("src")).with_context(|| format!("creating {}", dir.display()))?;
+    for (file, text) in [
+        ("Cargo.toml", fill(CARGO_TOML)),
+        ("src/lib.rs", fill(source)),
+        ("Cargo.lock", LOCK.to_owned()),
+        (".gitignore", "/target\n".to_owned()),
+    ] {
+        let path = dir.join(file);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    println!("created {kind} plugin {} in {}", args.name, dir.display());
+    println!("  test:  cargo test --manifest-path {}/Cargo.toml", dir.display());
+    println!("  build: sglab plugin build {}", dir.display());
+    println!("  use:   [{kind}] plugin = \"<path printed by build>\"");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_name;
+
+    #[test]
+    fn names_are_checked() {
+        for good in ["my-router", "a", "ttl2-sticky"] {
+            assert!(check_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "My", "9lives", "a_b", "trailing-", "sp ace"] {
+            let err = check_name(bad).unwrap_err().to_string();
+            assert!(err.contains(&format!("{bad:?}")), "{err}");
+        }
+    }
+}
