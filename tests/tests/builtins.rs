@@ -149,9 +149,10 @@ fn static_batch_releases_at_size_or_timeout() {
     let body = "[workload]\ndataset = \"jsonl\"\npath = \"reqs.jsonl\"\n\n[arrival]\nprocess = \"trace\"\n\n\
                 [batching]\nplugin = \"static-batch\"\nconfig = { size = 3, timeout_ms = 200 }\n";
     let exp = s.write("exp.toml", &experiment("static-batch", body));
-    let out = run_experiment(&s.path, &exp, &["--url", &a.url]);
+    let out = run_experiment(&s.path, &exp, &["--url", &a.url, "--trace-decisions"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let mut rows = read_csv(&run_dir(&s.path, "static-batch").join("requests.csv")).rows;
+    let dir = run_dir(&s.path, "static-batch");
+    let mut rows = read_csv(&dir.join("requests.csv")).rows;
     rows.sort_by_key(|r| num(r, "req_id") as u64);
     assert!(rows.iter().all(|r| r["status"] == "ok"));
     let queued: Vec<f64> = rows.iter().map(|r| num(r, "queue_time")).collect();
@@ -162,4 +163,22 @@ fn static_batch_releases_at_size_or_timeout() {
     }
     let sent = |i: usize| num(&rows[i], "to_server_time");
     assert!((sent(4) - sent(5)).abs() < 0.01, "released together: {} vs {}", sent(4), sent(5));
+
+    // The decision trace: three releases, then one routing line per request.
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("decisions.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let released: Vec<&serde_json::Value> = lines.iter().filter(|l| l["plugin"] == "batching").collect();
+    let ids = |v: &serde_json::Value| v["released"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
+    assert_eq!(released.iter().map(|l| ids(l)).collect::<Vec<Vec<u64>>>(), [vec![0, 1, 2], vec![3], vec![4, 5]]);
+    let t = released[1]["t_ms"].as_f64().unwrap();
+    assert!((700.0..780.0).contains(&t), "request 3 released at {t} ms (arrived 500 + 200 timeout)");
+    let routed: Vec<(u64, u64)> = lines
+        .iter()
+        .filter(|l| l["plugin"] == "routing")
+        .map(|l| (l["id"].as_u64().unwrap(), l["node"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(routed, (0..6).map(|i| (i, 0)).collect::<Vec<_>>());
 }

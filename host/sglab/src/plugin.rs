@@ -12,6 +12,7 @@ pub mod builtin;
 pub mod instance;
 pub mod runtime;
 pub mod sandbox;
+pub mod trace;
 pub mod wit;
 
 pub use instance::{Limits, WasmBatcher, WasmRouter};

@@ -24,6 +24,7 @@ use sglab_core::timefmt;
 
 use crate::experiment::{self, ConfigError};
 use crate::nodes::Nodes;
+use crate::plugin::trace::DecisionTrace;
 use crate::plugin::{Kind, Limits, LoadError, Loaded, RunClock, Runtime, WasmBatcher, WasmRouter};
 use crate::results::{self, RecordWriter};
 
@@ -51,6 +52,9 @@ pub struct RunArgs {
     /// Leave the launched nodes running at the end (for reuse with --url).
     #[arg(long)]
     pub keep_servers: bool,
+    /// Write every plugin decision to decisions.jsonl in the run directory.
+    #[arg(long)]
+    pub trace_decisions: bool,
 }
 
 fn plugin_error(cfg: &experiment::Loaded, slot: &str, e: LoadError) -> ConfigError {
@@ -195,16 +199,18 @@ pub fn main(args: RunArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let result = rt.block_on(execute(r, args.quiet, dir, None, args.keep_servers)).map(|(end, nodes)| {
-            if let Some(n) = nodes {
-                keep_running(&n);
-                n.detach();
-            }
-            end
-        });
+        let result = rt.block_on(execute(r, args.quiet, dir, None, args.keep_servers, args.trace_decisions)).map(
+            |(end, nodes)| {
+                if let Some(n) = nodes {
+                    keep_running(&n);
+                    n.detach();
+                }
+                end
+            },
+        );
         return exit_code(result);
     }
-    sweep::run(&rt, points, args.quiet, args.resume, args.keep_servers)
+    sweep::run(&rt, points, args.quiet, args.resume, args.keep_servers, args.trace_decisions)
 }
 
 /// `--keep-servers`: leaves the launched nodes running and says how to
@@ -255,8 +261,19 @@ async fn execute(
     dir: PathBuf,
     reuse: Option<Nodes>,
     keep: bool,
+    trace: bool,
 ) -> anyhow::Result<(RunEnd, Option<Nodes>)> {
-    let Ready { cfg, load, plugins, clock } = r;
+    let Ready { cfg, load, mut plugins, clock } = r;
+    let trace = match trace {
+        true => {
+            let path = dir.join("decisions.jsonl");
+            let t = Arc::new(DecisionTrace::create(&path).with_context(|| format!("creating {}", path.display()))?);
+            plugins.batcher.trace_decisions(t.clone());
+            plugins.router.trace_decisions(t.clone());
+            Some(t)
+        }
+        false => None,
+    };
     let exp = &cfg.exp;
     let w = &exp.workload;
     let resolved = toml::to_string(exp).context("serialising the resolved config")?;
@@ -356,6 +373,11 @@ async fn execute(
         .await?
         .map_err(|_| anyhow::anyhow!("the dispatcher panicked"))?;
     signals.abort();
+    if let Some(t) = trace
+        && let Err(e) = t.flush()
+    {
+        tracing::warn!("decisions.jsonl is incomplete: {e}");
+    }
     if let Some(c) = collector {
         match c.finish().await {
             Ok(rows) => tracing::info!("server_metrics.csv: {rows} rows"),

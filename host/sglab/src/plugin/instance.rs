@@ -3,6 +3,7 @@
 //! (dispatcher) thread under the per-call deadline; any trap ends the
 //! instance and is reported with the plugin, the call and the cause.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sglab_core::Nanos;
@@ -15,6 +16,7 @@ use wasmtime::{Store, Trap, WasmBacktrace};
 
 use super::runtime::{Kind, LoadError, Loaded, Pre, Runtime, TICK};
 use super::sandbox::{PluginState, RunClock, SandboxConfig};
+use super::trace::{DecisionTrace, Tracer, take_reasons};
 use super::wit::{self, batcher_world, router_world};
 
 /// Limits and seed for one run's plugins.
@@ -70,7 +72,12 @@ impl Instance {
         }
         self.store.set_epoch_deadline(self.ticks);
         let started = Instant::now();
-        self.store.data_mut().call = Some((started, self.deadline));
+        let state = self.store.data_mut();
+        state.call = Some((started, self.deadline));
+        // Reasons belong to the call that logged them.
+        if let Some(r) = &mut state.reasons {
+            r.clear();
+        }
         f(&mut self.store).map_err(|e| {
             self.failed = true;
             let cause = self.describe(&e, started.elapsed());
@@ -128,6 +135,7 @@ pub struct WasmRouter {
     inst: Instance,
     bindings: router_world::RouterPlugin,
     handle: ResourceAny,
+    tracer: Option<Tracer>,
 }
 
 /// A batching plugin instance.
@@ -135,6 +143,7 @@ pub struct WasmBatcher {
     inst: Instance,
     bindings: batcher_world::BatcherPlugin,
     handle: ResourceAny,
+    tracer: Option<Tracer>,
 }
 
 fn start_err(loaded: &Loaded, what: &str, e: PolicyError) -> LoadError {
@@ -145,9 +154,23 @@ impl Instance {
     fn grant_prompts(&mut self, prompts: std::sync::Arc<Vec<String>>) {
         self.store.data_mut().prompts = Some(prompts);
     }
+
+    fn tracer(&mut self, trace: Arc<DecisionTrace>) -> Tracer {
+        self.store.data_mut().reasons = Some(Vec::new());
+        Tracer { trace, in_flight: Vec::new() }
+    }
+
+    fn reasons(&mut self) -> Vec<String> {
+        take_reasons(&mut self.store.data_mut().reasons)
+    }
 }
 
 impl WasmRouter {
+    /// Writes every routing decision to `trace`.
+    pub fn trace_decisions(&mut self, trace: Arc<DecisionTrace>) {
+        self.tracer = Some(self.inst.tracer(trace));
+    }
+
     /// Gives the plugin `host.prompt-text` (only call when it asked for the
     /// `prompt-text` capability).
     pub fn grant_prompts(&mut self, prompts: std::sync::Arc<Vec<String>>) {
@@ -164,7 +187,7 @@ impl WasmRouter {
             .call("create", |s| bindings.sglab_strategy_router().router().call_create(s, config_json))
             .map_err(|e| start_err(loaded, "create", e))?;
         let handle = created.map_err(|e| LoadError::Config(wit::plugin_error(e)))?;
-        Ok(Self { inst, bindings, handle })
+        Ok(Self { inst, bindings, handle, tracer: None })
     }
 
     /// Largest linear memory the instance was granted, bytes.
@@ -174,6 +197,11 @@ impl WasmRouter {
 }
 
 impl WasmBatcher {
+    /// Writes every release to `trace`.
+    pub fn trace_decisions(&mut self, trace: Arc<DecisionTrace>) {
+        self.tracer = Some(self.inst.tracer(trace));
+    }
+
     /// Gives the plugin `host.prompt-text` (only call when it asked for the
     /// `prompt-text` capability).
     pub fn grant_prompts(&mut self, prompts: std::sync::Arc<Vec<String>>) {
@@ -190,7 +218,7 @@ impl WasmBatcher {
             .call("create", |s| bindings.sglab_strategy_batcher().batcher().call_create(s, config_json))
             .map_err(|e| start_err(loaded, "create", e))?;
         let handle = created.map_err(|e| LoadError::Config(wit::plugin_error(e)))?;
-        Ok(Self { inst, bindings, handle })
+        Ok(Self { inst, bindings, handle, tracer: None })
     }
 
     /// Largest linear memory the instance was granted, bytes.
@@ -205,13 +233,24 @@ impl RoutePolicy for WasmRouter {
     }
 
     fn on_nodes(&mut self, update: &NodeUpdate) -> Result<(), PolicyError> {
+        if let Some(t) = &mut self.tracer {
+            t.nodes(update);
+        }
         let (b, h, u) = (&self.bindings, self.handle, wit::node_update(update));
         self.inst.call("on-nodes", |s| b.sglab_strategy_router().router().call_on_nodes(s, h, &u))
     }
 
     fn route(&mut self, request: &RequestInfo) -> Result<RouteDecision, PolicyError> {
         let (b, h, r) = (&self.bindings, self.handle, wit::request(request));
-        self.inst.call("route", |s| b.sglab_strategy_router().router().call_route(s, h, &r)).map(wit::route_decision)
+        let decision = self
+            .inst
+            .call("route", |s| b.sglab_strategy_router().router().call_route(s, h, &r))
+            .map(wit::route_decision)?;
+        if let Some(t) = &self.tracer {
+            let (reasons, now) = (self.inst.reasons(), self.inst.store.data().now_ns());
+            t.trace.route(now, request.id, &decision, &t.in_flight, reasons);
+        }
+        Ok(decision)
     }
 
     fn on_dispatched(&mut self, id: RequestId, node: NodeIndex, now: Nanos) -> Result<(), PolicyError> {
@@ -258,6 +297,16 @@ impl BatchPolicy for WasmBatcher {
 
     fn poll(&mut self, now: Nanos) -> Result<PollResult, PolicyError> {
         let (b, h) = (&self.bindings, self.handle);
-        self.inst.call("poll", |s| b.sglab_strategy_batcher().batcher().call_poll(s, h, now)).map(wit::poll_result)
+        let polled = self
+            .inst
+            .call("poll", |s| b.sglab_strategy_batcher().batcher().call_poll(s, h, now))
+            .map(wit::poll_result)?;
+        if let Some(t) = &self.tracer {
+            let reasons = self.inst.reasons();
+            if !polled.release.is_empty() || !reasons.is_empty() {
+                t.trace.release(now, &polled.release, polled.wake_at, reasons);
+            }
+        }
+        Ok(polled)
     }
 }

@@ -250,6 +250,9 @@ pub struct PluginState {
     /// callback interrupts only once this much wall time has passed, so a
     /// ticker that fell behind and catches up can never cut a call short.
     pub call: Option<(Instant, Duration)>,
+    /// With `--trace-decisions`: the lines logged during the current call,
+    /// kept as the decision's reasons.
+    pub reasons: Option<Vec<String>>,
 }
 
 /// Sandbox settings for one instance.
@@ -299,6 +302,7 @@ impl PluginState {
             logged: 0,
             prompts: None,
             call: None,
+            reasons: None,
         }
     }
 
@@ -314,6 +318,15 @@ impl PluginState {
 
     /// `host.log`: capped in count and length, into `tracing`.
     pub fn log(&mut self, level: tracing::Level, message: &str) {
+        if let Some(r) = &mut self.reasons
+            && r.len() < 64
+        {
+            let mut end = message.len().min(200);
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            r.push(message[..end].to_owned());
+        }
         self.logged += 1;
         if self.logged > LOG_LINES {
             if self.logged == LOG_LINES + 1 {

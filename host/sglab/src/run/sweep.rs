@@ -160,6 +160,7 @@ pub fn run(
     quiet: bool,
     resume: Option<PathBuf>,
     keep_servers: bool,
+    trace: bool,
 ) -> ExitCode {
     let first = &points[0].loaded.exp;
     let base = match resume {
@@ -214,7 +215,7 @@ pub fn run(
             None => keep_servers,
         };
         let reuse = running.take();
-        let end = rt.block_on(execute(r, quiet, dir.clone(), reuse, keep)).map(|(end, nodes)| {
+        let end = rt.block_on(execute(r, quiet, dir.clone(), reuse, keep, trace)).map(|(end, nodes)| {
             running = nodes;
             end
         });
