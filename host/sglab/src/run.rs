@@ -364,6 +364,7 @@ async fn execute(
         _ => None,
     };
     let started_wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
+    let cpu_at_start = process_cpu_s();
     let driver = std::thread::Builder::new().name("sglab-dispatch".into()).spawn(move || driver::run(input, tx, rx))?;
     let signals = tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
@@ -402,6 +403,10 @@ async fn execute(
         Some(driver::Stop::Interrupted) => ("interrupted", RunEnd::Interrupted),
         Some(driver::Stop::Failure(_)) => ("failed", RunEnd::Failed),
     };
+    // The plugins' share of this process's CPU time during the run (plugin
+    // calls run synchronously, so their wall time is CPU time).
+    let plugin_s = out.plugin_time.map(|(t, _)| t.as_secs_f64());
+    let cpu_s = process_cpu_s() - cpu_at_start;
     let doc = json!({
         "experiment": exp.experiment.name,
         "run_dir": dir,
@@ -422,6 +427,10 @@ async fn execute(
             "batching": plugin_json(&plugins.batching),
             "routing": plugin_json(&plugins.routing),
             "peak_memory_bytes": {"batching": out.plugin_memory.0, "routing": out.plugin_memory.1},
+            "call_time_s": {"batching": plugin_s[0], "routing": plugin_s[1]},
+            "calls": {"batching": out.plugin_time[0].1, "routing": out.plugin_time[1].1},
+            "process_cpu_s": cpu_s,
+            "cpu_share": (cpu_s > 0.0).then(|| (plugin_s[0] + plugin_s[1]) / cpu_s),
         },
         "metrics": summary,
     });
@@ -456,4 +465,15 @@ async fn execute(
         );
     }
     Ok((end, nodes))
+}
+
+/// User + system CPU time of this process so far, seconds.
+fn process_cpu_s() -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct we own.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return 0.0;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(u.ru_utime) + tv(u.ru_stime)
 }

@@ -38,6 +38,9 @@ struct Instance {
     ticks: u64,
     deadline: Duration,
     failed: bool,
+    /// Wall time spent inside calls, and how many calls.
+    busy: Duration,
+    calls: u64,
 }
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -55,7 +58,7 @@ impl Instance {
         // only once `deadline` of wall time has passed (else it waits one more
         // tick): interruption lands between the deadline and one tick later.
         let ticks = limits.deadline.as_nanos().div_ceil(TICK.as_nanos()).max(1) as u64;
-        Self { store, kind, ticks, deadline: limits.deadline, failed: false }
+        Self { store, kind, ticks, deadline: limits.deadline, failed: false, busy: Duration::ZERO, calls: 0 }
     }
 
     fn error(&self, call: &'static str, cause: String) -> PolicyError {
@@ -78,9 +81,13 @@ impl Instance {
         if let Some(r) = &mut state.reasons {
             r.clear();
         }
-        f(&mut self.store).map_err(|e| {
+        let result = f(&mut self.store);
+        let took = started.elapsed();
+        self.busy += took;
+        self.calls += 1;
+        result.map_err(|e| {
             self.failed = true;
-            let cause = self.describe(&e, started.elapsed());
+            let cause = self.describe(&e, took);
             self.error(call, cause)
         })
     }
@@ -194,6 +201,11 @@ impl WasmRouter {
     pub fn peak_memory(&self) -> usize {
         self.inst.peak_memory()
     }
+
+    /// Time spent inside the plugin's calls, and how many calls it took.
+    pub fn call_time(&self) -> (Duration, u64) {
+        (self.inst.busy, self.inst.calls)
+    }
 }
 
 impl WasmBatcher {
@@ -224,6 +236,11 @@ impl WasmBatcher {
     /// Largest linear memory the instance was granted, bytes.
     pub fn peak_memory(&self) -> usize {
         self.inst.peak_memory()
+    }
+
+    /// Time spent inside the plugin's calls, and how many calls it took.
+    pub fn call_time(&self) -> (Duration, u64) {
+        (self.inst.busy, self.inst.calls)
     }
 }
 

@@ -113,6 +113,8 @@ pub struct Output {
     pub stop: Option<Stop>,
     /// Peak linear memory of the (batching, routing) plugins, bytes.
     pub plugin_memory: (usize, usize),
+    /// Time inside the (batching, routing) plugins' calls, and call counts.
+    pub plugin_time: [(std::time::Duration, u64); 2],
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -425,5 +427,9 @@ pub fn run(input: Input, events_tx: Sender<Event>, events: Receiver<Event>) -> O
         }
     }
     d.input.progress.finish_and_clear();
-    Output { stop: d.stop, plugin_memory: (d.input.batcher.peak_memory(), d.input.router.peak_memory()) }
+    Output {
+        stop: d.stop,
+        plugin_memory: (d.input.batcher.peak_memory(), d.input.router.peak_memory()),
+        plugin_time: [d.input.batcher.call_time(), d.input.router.call_time()],
+    }
 }
