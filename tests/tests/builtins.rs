@@ -38,12 +38,38 @@ fn list_and_inspect() {
     assert!(
         text.lines().any(|l| l.starts_with("sha256") && l.split_whitespace().nth(1).is_some_and(|h| h.len() == 64))
     );
+    // Every built-in exports to a .wasm file that inspects as itself, with
+    // the same hash as the embedded component.
+    for line in text_of_list(&s) {
+        let (name, kind) = (line[0].clone(), line[1].clone());
+        let file = s.path.join(format!("{name}.wasm"));
+        let out = sglab(&s.path).args(["plugin", "export", &name, "--out"]).arg(&file).output().unwrap();
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        let embedded = stdout(&sglab(&s.path).args(["plugin", "inspect", &name]).output().unwrap());
+        let exported = stdout(&sglab(&s.path).args(["plugin", "inspect"]).arg(&file).output().unwrap());
+        let sha = |t: &str| t.lines().find(|l| l.starts_with("sha256")).map(str::to_owned);
+        assert!(exported.contains(&format!("name         {name}\n")), "{exported}");
+        assert!(exported.contains(&format!("kind         {kind}\n")), "{exported}");
+        assert_eq!(sha(&exported), sha(&embedded), "{name}");
+        assert!(sha(&exported).is_some());
+    }
+    let out = sglab(&s.path).args(["plugin", "export", "nope"]).output().unwrap();
+    assert!(!out.status.success() && stderr(&out).contains("no built-in plugin \"nope\""), "{}", stderr(&out));
     let out = sglab(&s.path).args(["plugin", "inspect", "max-concurrency"]).output().unwrap();
     assert!(
         stdout(&out).contains("cap (integer): requests in flight at most"),
         "options are documented: {}",
         stdout(&out)
     );
+}
+
+/// (name, kind) of every plugin `sglab plugin list` prints.
+fn text_of_list(s: &Scratch) -> Vec<Vec<String>> {
+    let out = sglab(&s.path).args(["plugin", "list"]).output().unwrap();
+    let rows: Vec<Vec<String>> =
+        stdout(&out).lines().skip(1).map(|l| l.split_whitespace().take(2).map(str::to_owned).collect()).collect();
+    assert_eq!(rows.len(), 15, "6 batching and 9 routing built-ins");
+    rows
 }
 
 #[test]

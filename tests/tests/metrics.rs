@@ -40,7 +40,14 @@ server_metrics_interval_s = 0.2
 "#,
         ),
     );
-    let out = run_experiment(&s.path, &exp, &[]);
+    // A stand-in for nvidia-smi that answers the query sglab sends, for two GPUs.
+    let smi = s.write(
+        "nvidia-smi",
+        "#!/bin/sh\n[ \"$1\" = --query-gpu=index,utilization.gpu,memory.used,memory.total ] || exit 3\n\
+         printf '0, 87, 61234, 81559\\n1, [N/A], 10, 81559\\n'\n",
+    );
+    std::fs::set_permissions(&smi, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = sglab(&s.path).arg("run").arg(&exp).arg("--quiet").env("SGLAB_NVIDIA_SMI", &smi).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let dir = run_dir(&s.path, "metrics");
     for f in [
@@ -90,6 +97,12 @@ server_metrics_interval_s = 0.2
         }
     }
     assert!(sm.rows.iter().any(|r| num(r, "num_running_reqs") > 0.0));
+    // The nodes run on this host, so nvidia-smi is polled at the same interval.
+    let gpu = read_csv(&dir.join("gpu_metrics.csv"));
+    assert!(gpu.rows.len() >= 4, "two GPUs, polled at least twice: {}", gpu.rows.len());
+    let first = &gpu.rows[0];
+    assert_eq!((&first["gpu"][..], &first["utilization_pct"][..], &first["memory_used_mib"][..]), ("0", "87", "61234"));
+    assert_eq!((&gpu.rows[1]["gpu"][..], &gpu.rows[1]["utilization_pct"][..]), ("1", ""), "[N/A] is empty");
 }
 
 #[test]

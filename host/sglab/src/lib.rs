@@ -6,6 +6,7 @@ pub mod client;
 pub mod collector;
 pub mod compare;
 pub mod experiment;
+pub mod gpu;
 pub mod nodes;
 pub mod plots;
 pub mod plugin;

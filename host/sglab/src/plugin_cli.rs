@@ -1,11 +1,14 @@
 //! `sglab plugin list` and `sglab plugin inspect`: what a plugin is, read
-//! from the component itself (its exports and its `info()`). `new` and
-//! `build` live in their own modules.
+//! from the component itself (its exports and its `info()`); `export`
+//! writes a built-in to a file. `new` and `build` live in their own modules.
 
 use std::path::Path;
 
 use clap::{Args, Subcommand};
 
+use anyhow::Context as _;
+
+use crate::plugin::runtime::sha256_hex;
 use crate::plugin::{Kind, LoadError, Loaded, Runtime, builtin};
 
 /// Arguments of `sglab plugin`.
@@ -23,6 +26,15 @@ enum PluginCommand {
     Inspect {
         /// A built-in name or a path to a `.wasm` component.
         plugin: String,
+    },
+    /// Write a built-in plugin's component to a `.wasm` file (to share,
+    /// inspect or run by path).
+    Export {
+        /// The built-in's name.
+        name: String,
+        /// Where to write it (default: NAME.wasm here).
+        #[arg(long, short)]
+        out: Option<std::path::PathBuf>,
     },
     /// Scaffold a plugin crate (Cargo.toml, src/lib.rs with a test).
     New(crate::plugin_new::NewArgs),
@@ -72,6 +84,14 @@ pub fn main(args: PluginArgs) -> anyhow::Result<()> {
             }
         }
         PluginCommand::Inspect { plugin } => print!("{}", inspect(&load_any(&plugin)?)),
+        PluginCommand::Export { name, out } => {
+            let Some(bytes) = builtin::get(&name) else {
+                anyhow::bail!("no built-in plugin {name:?}; `sglab plugin list` shows them");
+            };
+            let out = out.unwrap_or_else(|| format!("{name}.wasm").into());
+            std::fs::write(&out, bytes).with_context(|| format!("writing {}", out.display()))?;
+            println!("wrote {} ({} bytes, sha256 {})", out.display(), bytes.len(), sha256_hex(bytes));
+        }
         PluginCommand::New(args) => crate::plugin_new::main(args)?,
         PluginCommand::Build(args) => crate::plugin_build::main(args)?,
     }

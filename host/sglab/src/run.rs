@@ -21,6 +21,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use sglab_core::stats::{Dist, Summary};
 use sglab_core::timefmt;
+use sglab_core::workload::RequestSpec;
 
 use crate::experiment::{self, ConfigError};
 use crate::nodes::Nodes;
@@ -72,7 +73,7 @@ struct Plugins {
     router: WasmRouter,
 }
 
-fn load_plugins(cfg: &experiment::Loaded, clock: &RunClock, texts: &Arc<Vec<String>>) -> Result<Plugins, ConfigError> {
+fn load_plugins(cfg: &experiment::Loaded, clock: &RunClock, specs: &[RequestSpec]) -> Result<Plugins, ConfigError> {
     let e = &cfg.exp;
     let rt = Runtime::get();
     let batching =
@@ -92,11 +93,15 @@ fn load_plugins(cfg: &experiment::Loaded, clock: &RunClock, texts: &Arc<Vec<Stri
     let mut router =
         WasmRouter::new(&routing, &rcfg, limits, clock.clone()).map_err(|x| plugin_error(cfg, "routing", x))?;
     // Only plugins that asked for the prompt-text capability get the prompts.
-    if batching.meta.capabilities.contains(&"prompt-text") {
-        batcher.grant_prompts(texts.clone());
-    }
-    if routing.meta.capabilities.contains(&"prompt-text") {
-        router.grant_prompts(texts.clone());
+    let wants = |l: &Loaded| l.meta.capabilities.contains(&"prompt-text");
+    if wants(&batching) || wants(&routing) {
+        let texts = prepare::prompt_texts(specs);
+        if wants(&batching) {
+            batcher.grant_prompts(texts.clone());
+        }
+        if wants(&routing) {
+            router.grant_prompts(texts);
+        }
     }
     Ok(Plugins { batching, routing, batcher, router })
 }
@@ -122,7 +127,7 @@ struct Ready {
 fn ready(cfg: experiment::Loaded) -> Result<Ready, ConfigError> {
     let load = prepare::workload(&cfg)?;
     let clock = RunClock::new();
-    let plugins = load_plugins(&cfg, &clock, &load.texts)?;
+    let plugins = load_plugins(&cfg, &clock, &load.specs)?;
     Ok(Ready { cfg, load, plugins, clock })
 }
 
@@ -363,6 +368,13 @@ async fn execute(
         )?),
         _ => None,
     };
+    // nvidia-smi describes this host's GPUs: poll it when a node runs here.
+    let gpu = match exp.results.server_metrics_interval_s {
+        i if i > 0.0 && nodes.list.iter().any(|n| crate::gpu::is_local(&n.url)) => {
+            crate::gpu::GpuPoller::start(&dir.join("gpu_metrics.csv"), Duration::from_secs_f64(i), clock.clone())?
+        }
+        _ => None,
+    };
     let started_wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
     let cpu_at_start = process_cpu_s();
     let driver = std::thread::Builder::new().name("sglab-dispatch".into()).spawn(move || driver::run(input, tx, rx))?;
@@ -378,6 +390,12 @@ async fn execute(
         && let Err(e) = t.flush()
     {
         tracing::warn!("decisions.jsonl is incomplete: {e}");
+    }
+    if let Some(g) = gpu {
+        match g.finish().await {
+            Ok(rows) => tracing::info!("gpu_metrics.csv: {rows} rows"),
+            Err(e) => tracing::warn!("GPU metrics collection failed: {e:#}"),
+        }
     }
     if let Some(c) = collector {
         match c.finish().await {

@@ -25,8 +25,18 @@ pub struct Workload {
     pub schedule: Schedule,
     /// How prompt lengths were counted.
     pub count: TokenCount,
-    /// Prompt texts (for plugins with the `prompt-text` capability).
-    pub texts: Arc<Vec<String>>,
+}
+
+/// What `host.prompt-text` gives plugins (made only for a plugin that asked
+/// for the capability): the text sglang-router routes on, i.e. the prompt,
+/// or token ids as space-separated decimals (its `extract_text_for_routing`
+/// for `/generate` with `input_ids`).
+pub fn prompt_texts(specs: &[RequestSpec]) -> Arc<Vec<String>> {
+    let text = |s: &RequestSpec| match &s.prompt {
+        Prompt::Text(t) => t.clone(),
+        Prompt::Ids(ids) => ids.iter().map(u32::to_string).collect::<Vec<_>>().join(" "),
+    };
+    Arc::new(specs.iter().map(text).collect())
 }
 
 fn config_err(cfg: &experiment::Loaded, key: &str, msg: String) -> ConfigError {
@@ -62,17 +72,7 @@ pub fn workload(cfg: &experiment::Loaded) -> Result<Workload, ConfigError> {
     })?;
     let schedule = arrival::schedule(&cfg.exp.arrival, &specs, cfg.exp.experiment.seed)
         .map_err(|e| config_err(cfg, "arrival.process", e))?;
-    // What `host.prompt-text` gives plugins: the text sglang-router routes
-    // on, i.e. the prompt, or token ids as space-separated decimals (its
-    // `extract_text_for_routing` for `/generate` with `input_ids`).
-    let texts = specs
-        .iter()
-        .map(|s| match &s.prompt {
-            Prompt::Text(t) => t.clone(),
-            Prompt::Ids(ids) => ids.iter().map(u32::to_string).collect::<Vec<_>>().join(" "),
-        })
-        .collect();
-    Ok(Workload { specs: specs.into(), schedule, count, texts: Arc::new(texts) })
+    Ok(Workload { specs: specs.into(), schedule, count })
 }
 
 /// The `model` field for OpenAI backends: configured, or the first model
