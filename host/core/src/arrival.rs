@@ -103,7 +103,7 @@ mod tests {
         (0..n)
             .map(|i| RequestSpec {
                 id: i as u64,
-                prompt: Prompt::Ids(vec![1]),
+                prompt: Prompt::Ids(vec![1].into()),
                 input_len: 1,
                 output_len: 1,
                 prefix_hashes: vec![],

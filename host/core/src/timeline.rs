@@ -47,6 +47,13 @@ enum Kind {
 
 /// The exact step functions, one row per distinct change time (ascending).
 pub fn exact(records: &[RequestRecord], node_count: usize) -> Vec<Row> {
+    let mut rows = Vec::new();
+    sweep(records, node_count, |r| rows.push(r.clone()));
+    rows
+}
+
+/// Calls `row` with each row of [`exact`] in order, without holding them.
+pub fn sweep(records: &[RequestRecord], node_count: usize, mut row: impl FnMut(&Row)) {
     let mut ev: Vec<(f64, Kind, Option<u32>, i32)> = Vec::with_capacity(records.len() * 6);
     for r in records {
         let (Some(a), Some(s)) = (r.arrival.map(secs), r.to_server.map(secs)) else { continue };
@@ -60,7 +67,6 @@ pub fn exact(records: &[RequestRecord], node_count: usize) -> Vec<Row> {
         ev.push((e, Kind::Decoding, r.node, -1));
     }
     ev.sort_by(|x, y| x.0.total_cmp(&y.0));
-    let mut rows: Vec<Row> = Vec::new();
     let mut cur =
         Row { t: 0.0, queued: 0, running: 0, prefill_waiting: 0, decoding: 0, nodes: vec![(0, 0, 0); node_count] };
     let mut i = 0;
@@ -91,12 +97,8 @@ pub fn exact(records: &[RequestRecord], node_count: usize) -> Vec<Row> {
             n.0 = n.1 + n.2;
         }
         cur.t = t;
-        if rows.last().is_some_and(|last| last.t == t) {
-            rows.pop();
-        }
-        rows.push(cur.clone());
+        row(&cur);
     }
-    rows
 }
 
 /// Time-average and maximum of one series of the step function over
@@ -114,22 +116,56 @@ pub fn average_and_max(rows: &[Row], end: f64, value: impl Fn(&Row) -> u32) -> (
     (if end > 0.0 { area / end } else { 0.0 }, max)
 }
 
+/// One window of [`resample`]: its start, the averages of (queued,
+/// running, prefill_waiting, decoding), and of running per node.
+pub type Window = (f64, [f64; 4], Vec<f64>);
+
 /// Time-averages over windows of `interval` seconds: one row per window
 /// [kΔ, (k+1)Δ), with `t` the window start and values averaged (rounded
 /// values would hide short spikes, so averages are kept as f64).
-pub fn resample(rows: &[Row], end: f64, interval: f64) -> Vec<(f64, [f64; 4], Vec<f64>)> {
-    let nodes = rows.first().map_or(0, |r| r.nodes.len());
-    let windows = (end / interval).ceil().max(1.0) as usize;
-    let mut out: Vec<(f64, [f64; 4], Vec<f64>)> =
-        (0..windows).map(|k| (k as f64 * interval, [0.0; 4], vec![0.0; nodes])).collect();
-    for (k, r) in rows.iter().enumerate() {
-        let stop = rows.get(k + 1).map_or(end, |n| n.t).min(end);
+pub fn resample(rows: &[Row], end: f64, interval: f64) -> Vec<Window> {
+    let mut r = Resampler::new(rows.first().map_or(0, |r| r.nodes.len()), end, interval);
+    for row in rows {
+        r.push(row);
+    }
+    r.finish()
+}
+
+/// [`resample`] fed one row at a time (holds the windows and the last row).
+#[derive(Debug)]
+pub struct Resampler {
+    end: f64,
+    interval: f64,
+    out: Vec<Window>,
+    last: Option<Row>,
+}
+
+impl Resampler {
+    /// Windows of `interval` seconds over `[0, end]` for `nodes` nodes.
+    pub fn new(nodes: usize, end: f64, interval: f64) -> Self {
+        let windows = (end / interval).ceil().max(1.0) as usize;
+        let out = (0..windows).map(|k| (k as f64 * interval, [0.0; 4], vec![0.0; nodes])).collect();
+        Self { end, interval, out, last: None }
+    }
+
+    /// The next row (rows come in time order).
+    pub fn push(&mut self, row: &Row) {
+        if let Some(prev) = self.last.take() {
+            self.add(&prev, row.t);
+        }
+        self.last = Some(row.clone());
+    }
+
+    /// Adds `r`, held until `stop`.
+    fn add(&mut self, r: &Row, stop: f64) {
+        let (interval, windows) = (self.interval, self.out.len());
+        let stop = stop.min(self.end);
         let mut t = r.t;
         while t < stop {
             let w = ((t / interval) as usize).min(windows - 1);
             let w_end = ((w + 1) as f64 * interval).min(stop);
             let span = (w_end - t) / interval;
-            let o = &mut out[w];
+            let o = &mut self.out[w];
             for (slot, v) in o.1.iter_mut().zip([r.queued, r.running, r.prefill_waiting, r.decoding]) {
                 *slot += v as f64 * span;
             }
@@ -142,7 +178,14 @@ pub fn resample(rows: &[Row], end: f64, interval: f64) -> Vec<(f64, [f64; 4], Ve
             t = w_end;
         }
     }
-    out
+
+    /// The windows.
+    pub fn finish(mut self) -> Vec<Window> {
+        if let Some(prev) = self.last.take() {
+            self.add(&prev, self.end);
+        }
+        self.out
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,9 @@
 //! against a real model.
 
 mod files;
+mod ids;
+
+pub use ids::{Ids, TokenIds};
 
 use crate::config::{Backend, Dataset, Workload};
 use crate::rng::Rng;
@@ -24,7 +27,7 @@ pub const PREFIX_BLOCK_TOKENS: u32 = 16;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Prompt {
     /// Token ids (sent as `input_ids`; lengths exact).
-    Ids(Vec<u32>),
+    Ids(TokenIds),
     /// Text (lengths counted by the tokenizer).
     Text(String),
 }
@@ -190,11 +193,14 @@ pub(crate) fn finish(drafts: Vec<Draft>, backend: Backend, tok: &dyn Tokenizer) 
         .enumerate()
         .map(|(i, d)| {
             let prompt = match (d.prompt, backend) {
-                (Prompt::Ids(ids), Backend::OpenaiCompletions | Backend::OpenaiChat) => Prompt::Text(tok.decode(&ids)),
+                (Prompt::Ids(ids), Backend::OpenaiCompletions | Backend::OpenaiChat) => {
+                    Prompt::Text(tok.decode(&ids.to_vec()))
+                }
                 (p, _) => p,
             };
+            // Counted and hashed once; generated ids are not kept.
             let ids = match &prompt {
-                Prompt::Ids(ids) => ids.clone(),
+                Prompt::Ids(ids) => ids.to_vec(),
                 Prompt::Text(t) => tok.encode(t),
             };
             RequestSpec {
@@ -236,7 +242,7 @@ pub fn generate(
 }
 
 fn random_ids(rng: &mut Rng, n: u32, vocab: u32) -> Vec<u32> {
-    (0..n).map(|_| rng.range_inclusive(0, vocab as u64 - 1) as u32).collect()
+    (0..n).map(|_| ids::draw(rng, vocab)).collect()
 }
 
 fn random(w: &Workload, seed: u64) -> Vec<Draft> {
@@ -244,12 +250,13 @@ fn random(w: &Workload, seed: u64) -> Vec<Draft> {
     let mut in_rng = Rng::new(seed, 1);
     let mut out_rng = Rng::new(seed, 2);
     let mut tok_rng = Rng::new(seed, 3);
+    let empty: std::sync::Arc<[u32]> = std::sync::Arc::new([]);
     (0..w.num_requests.unwrap_or(100))
         .map(|_| {
             let input_len = random_len(&mut in_rng, w.input_len, w.range_ratio);
             let output_len = random_len(&mut out_rng, w.output_len, w.range_ratio);
             Draft {
-                prompt: Prompt::Ids(random_ids(&mut tok_rng, input_len, w.vocab_size)),
+                prompt: Prompt::Ids(TokenIds::generated(empty.clone(), &mut tok_rng, input_len, w.vocab_size)),
                 output_len,
                 timestamp: None,
                 session: None,
@@ -264,15 +271,14 @@ fn random(w: &Workload, seed: u64) -> Vec<Draft> {
 /// (SGLang's `generated_shared_prefix`, ids mode).
 fn shared_prefix(w: &Workload, seed: u64) -> Vec<Draft> {
     let mut rng = Rng::new(seed, 5);
-    let systems: Vec<Vec<u32>> =
-        (0..w.num_groups).map(|_| random_ids(&mut rng, w.system_prompt_len, w.vocab_size)).collect();
+    let systems: Vec<std::sync::Arc<[u32]>> =
+        (0..w.num_groups).map(|_| random_ids(&mut rng, w.system_prompt_len, w.vocab_size).into()).collect();
     let mut rows = Vec::new();
     for (g, sys) in systems.iter().enumerate() {
         for _ in 0..w.prompts_per_group {
             let q_len = random_len(&mut rng, w.question_len, w.range_ratio);
             let out = random_len(&mut rng, w.output_len, w.range_ratio);
-            let mut ids = sys.clone();
-            ids.extend(random_ids(&mut rng, q_len, w.vocab_size));
+            let ids = TokenIds::generated(sys.clone(), &mut rng, q_len, w.vocab_size);
             rows.push(Draft {
                 prompt: Prompt::Ids(ids),
                 output_len: out,

@@ -4,9 +4,9 @@ fn make(w: &Workload, seed: u64) -> Vec<RequestSpec> {
     generate(w, seed, None, &Approx).unwrap().0
 }
 
-fn ids(r: &RequestSpec) -> &[u32] {
+fn ids(r: &RequestSpec) -> Vec<u32> {
     match &r.prompt {
-        Prompt::Ids(i) => i,
+        Prompt::Ids(i) => i.to_vec(),
         Prompt::Text(_) => panic!("text prompt"),
     }
 }

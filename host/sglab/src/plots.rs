@@ -103,7 +103,14 @@ fn draw(
     root.present().map_err(err).with_context(|| format!("writing {}", path.display()))
 }
 
-/// A step function as points for a line chart (each value held until the next time).
+/// Most points a step line keeps: far more than a chart's pixels, and a
+/// bound on plot and report size however many requests a run has.
+const MAX_STEP_POINTS: usize = 8_000;
+
+/// A step function as points for a line chart (each value held until the
+/// next time). Past [`MAX_STEP_POINTS`], each of 2,000 equal time slices
+/// keeps its first, lowest, highest and last point, so every peak and dip
+/// still shows.
 pub fn steps(points: impl Iterator<Item = (f64, f64)>) -> Vec<(f64, f64)> {
     let mut out: Vec<(f64, f64)> = Vec::new();
     for (t, v) in points {
@@ -112,5 +119,54 @@ pub fn steps(points: impl Iterator<Item = (f64, f64)>) -> Vec<(f64, f64)> {
         }
         out.push((t, v));
     }
-    out
+    if out.len() <= MAX_STEP_POINTS {
+        return out;
+    }
+    let (t0, t1) = (out[0].0, out[out.len() - 1].0);
+    let slices = MAX_STEP_POINTS / 4;
+    let width = ((t1 - t0) / slices as f64).max(f64::MIN_POSITIVE);
+    let mut kept = Vec::with_capacity(MAX_STEP_POINTS);
+    let mut i = 0;
+    while i < out.len() {
+        let slice = ((out[i].0 - t0) / width) as usize;
+        let mut j = i;
+        let (mut lo, mut hi) = (i, i);
+        while j < out.len() && ((out[j].0 - t0) / width) as usize == slice {
+            if out[j].1 < out[lo].1 {
+                lo = j;
+            }
+            if out[j].1 > out[hi].1 {
+                hi = j;
+            }
+            j += 1;
+        }
+        let mut idx = [i, lo, hi, j - 1];
+        idx.sort_unstable();
+        for (k, &p) in idx.iter().enumerate() {
+            if k == 0 || p != idx[k - 1] {
+                kept.push(out[p]);
+            }
+        }
+        i = j;
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::steps;
+
+    #[test]
+    fn long_step_lines_keep_every_extreme_within_a_bound() {
+        // 100,000 changes: a sawtooth 0..=9 with one spike to 500.
+        let pts = (0..100_000).map(|i| (i as f64 * 0.001, if i == 54_321 { 500.0 } else { (i % 10) as f64 }));
+        let kept = steps(pts);
+        assert!(kept.len() <= 8_000, "{} points", kept.len());
+        assert!(kept.iter().any(|&(_, v)| v == 500.0), "the spike survives");
+        assert_eq!(kept.iter().map(|p| p.1).fold(f64::MAX, f64::min), 0.0);
+        assert_eq!((kept[0], *kept.last().unwrap()), ((0.0, 0.0), (99.999, 9.0)));
+        assert!(kept.windows(2).all(|w| w[0].0 <= w[1].0), "time order kept");
+        // Short lines are untouched: a step holds each value until the next time.
+        assert_eq!(steps([(0.0, 1.0), (2.0, 3.0)].into_iter()), [(0.0, 1.0), (2.0, 1.0), (2.0, 3.0)]);
+    }
 }

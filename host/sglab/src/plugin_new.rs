@@ -1,5 +1,6 @@
 //! `sglab plugin new NAME --kind routing|batching`: scaffolds a plugin crate
-//! (Cargo.toml, src/lib.rs with a working strategy and a test, Cargo.lock)
+//! (Cargo.toml, src/lib.rs with a working strategy and a test, Cargo.lock,
+//! rust-toolchain.toml)
 //! that builds with `sglab plugin build` and loads by path in a run.
 
 use std::path::{Path, PathBuf};
@@ -39,6 +40,9 @@ const BATCHER: &str = include_str!("../templates/batcher.rs.tmpl");
 /// The workspace lockfile: the new crate starts from the same dependency
 /// versions the built-ins use (so it builds offline once those are fetched).
 const LOCK: &str = include_str!("../../../Cargo.lock");
+/// sglab's own toolchain pin (with the `wasm32-wasip2` target), so the
+/// crate builds with the toolchain sglab was tested with, wherever it lives.
+const TOOLCHAIN: &str = include_str!("../../../rust-toolchain.toml");
 
 fn check_name(name: &str) -> anyhow::Result<()> {
     let ok = name.starts_with(|c: char| c.is_ascii_lowercase())
@@ -88,6 +92,7 @@ pub fn main(args: NewArgs) -> anyhow::Result<()> {
         ("Cargo.toml", fill(CARGO_TOML)),
         ("src/lib.rs", fill(source)),
         ("Cargo.lock", LOCK.to_owned()),
+        ("rust-toolchain.toml", TOOLCHAIN.to_owned()),
         (".gitignore", "/target\n".to_owned()),
     ] {
         let path = dir.join(file);

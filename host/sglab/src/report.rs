@@ -32,9 +32,14 @@ fn col(header: &[String], name: &str) -> anyhow::Result<usize> {
     header.iter().position(|h| h == name).with_context(|| format!("requests.csv has no {name} column"))
 }
 
-/// The records of `requests.csv` (times back in nanoseconds).
+/// The records of `requests.csv` (times back in nanoseconds), converted
+/// line by line so only the records are held.
 pub fn load_records(dir: &Path) -> anyhow::Result<Vec<RequestRecord>> {
-    let (h, rows) = read_csv(&dir.join("requests.csv"))?;
+    use std::io::BufRead as _;
+    let path = dir.join("requests.csv");
+    let file = std::fs::File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut lines = std::io::BufReader::new(file).lines();
+    let h = split_csv_line(&lines.next().with_context(|| format!("{} is empty", path.display()))??);
     let idx = |n: &str| col(&h, n);
     let (id, inp, dec, arr, sent, first, fin, node, status, error, sched, cached, ev) = (
         idx("req_id")?,
@@ -52,9 +57,14 @@ pub fn load_records(dir: &Path) -> anyhow::Result<Vec<RequestRecord>> {
         idx("token_events")?,
     );
     let ns = |s: &str| s.parse::<f64>().ok().map(|v| (v * 1e9).round() as u64);
-    Ok(rows
-        .iter()
-        .map(|r| RequestRecord {
+    let mut records = Vec::new();
+    for line in lines {
+        let r = split_csv_line(&line.with_context(|| format!("reading {}", path.display()))?);
+        // A run killed mid-write can leave a partial last line: skip short rows.
+        if r.len() != h.len() {
+            continue;
+        }
+        records.push(RequestRecord {
             id: r[id].parse().unwrap_or(0),
             input_length: r[inp].parse().unwrap_or(0),
             decode_length: r[dec].parse().unwrap_or(0),
@@ -75,8 +85,9 @@ pub fn load_records(dir: &Path) -> anyhow::Result<Vec<RequestRecord>> {
             token_events: r[ev].parse().unwrap_or(0),
             retractions: None,
             token_times: Vec::new(),
-        })
-        .collect())
+        });
+    }
+    Ok(records)
 }
 
 fn ms(v: &Value) -> String {

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 
 use anyhow::Context as _;
 use sglab_core::record::{CSV_HEADER, RequestRecord};
-use sglab_core::stats::{Dist, Summary};
+use sglab_core::stats::{Dist, Summary, TokenStats};
 
 /// Creates `<root>/<name>/<stamp>/` (with a `-2`, `-3`... suffix if taken)
 /// and its `logs/`.
@@ -31,10 +31,13 @@ pub fn create_dir(root: &Path, name: &str, stamp: &str) -> anyhow::Result<PathBu
 }
 
 /// Writes records to `requests.csv` on its own thread, flushing whenever it
-/// has caught up, and hands all records back at the end.
+/// has caught up, and hands all records back at the end — without their
+/// token events, which are folded into [`TokenStats`] as each record is
+/// written (so a run holds about 200 bytes per request plus 8 per token,
+/// not 16 per token event).
 pub struct RecordWriter {
     tx: mpsc::Sender<RequestRecord>,
-    thread: JoinHandle<anyhow::Result<Vec<RequestRecord>>>,
+    thread: JoinHandle<anyhow::Result<(Vec<RequestRecord>, TokenStats)>>,
 }
 
 impl RecordWriter {
@@ -57,6 +60,7 @@ impl RecordWriter {
         let shown = path.display().to_string();
         let thread = std::thread::Builder::new().name("sglab-records".into()).spawn(move || {
             let mut all = Vec::new();
+            let mut stats = TokenStats::default();
             let mut line = String::new();
             let mut next = rx.recv().ok();
             while let Some(rec) = next {
@@ -68,6 +72,9 @@ impl RecordWriter {
                         writeln!(w, "{},{},{n}", rec.id, sglab_core::secs(t))?;
                     }
                 }
+                stats.add(&rec);
+                let mut rec = rec;
+                rec.token_times = Vec::new();
                 all.push(rec);
                 next = match rx.try_recv() {
                     Ok(r) => Some(r),
@@ -81,7 +88,7 @@ impl RecordWriter {
             if let Some(w) = &mut tok_out {
                 w.flush()?;
             }
-            Ok(all)
+            Ok((all, stats))
         })?;
         Ok(Self { tx, thread })
     }
@@ -91,8 +98,9 @@ impl RecordWriter {
         self.tx.clone()
     }
 
-    /// Waits for every sent record to be written; returns them in write order.
-    pub fn finish(self) -> anyhow::Result<Vec<RequestRecord>> {
+    /// Waits for every sent record to be written; returns them in write
+    /// order (token events dropped) and their token statistics.
+    pub fn finish(self) -> anyhow::Result<(Vec<RequestRecord>, TokenStats)> {
         drop(self.tx);
         self.thread.join().map_err(|_| anyhow::anyhow!("record writer panicked"))?
     }
@@ -173,20 +181,28 @@ pub fn write_timeline(
     interval: f64,
 ) -> anyhow::Result<()> {
     use sglab_core::timeline;
-    let rows = timeline::exact(records, nodes);
     let mut head = String::from("time,queued,running,prefill_waiting,decoding");
     for n in 0..nodes {
         head.push_str(&format!(",running_{n},prefill_waiting_{n},decoding_{n}"));
     }
     let mut out = BufWriter::new(File::create(dir.join("timeline.csv")).context("creating timeline.csv")?);
     writeln!(out, "{head}")?;
-    for r in &rows {
-        write!(out, "{},{},{},{},{}", r.t, r.queued, r.running, r.prefill_waiting, r.decoding)?;
-        for n in &r.nodes {
-            write!(out, ",{},{},{}", n.0, n.1, n.2)?;
+    // Rows are written as the sweep makes them, and folded into the windows.
+    let mut windows = timeline::Resampler::new(nodes, end, interval);
+    let mut written = Ok(());
+    timeline::sweep(records, nodes, |r| {
+        windows.push(r);
+        if written.is_ok() {
+            written = (|| {
+                write!(out, "{},{},{},{},{}", r.t, r.queued, r.running, r.prefill_waiting, r.decoding)?;
+                for n in &r.nodes {
+                    write!(out, ",{},{},{}", n.0, n.1, n.2)?;
+                }
+                writeln!(out)
+            })();
         }
-        writeln!(out)?;
-    }
+    });
+    written.context("writing timeline.csv")?;
     out.flush()?;
     let name = format!("timeline_{interval}s.csv");
     let mut out = BufWriter::new(File::create(dir.join(&name)).with_context(|| format!("creating {name}"))?);
@@ -195,7 +211,7 @@ pub fn write_timeline(
         head.push_str(&format!(",running_{n}"));
     }
     writeln!(out, "{head}")?;
-    for (t, v, per_node) in timeline::resample(&rows, end, interval) {
+    for (t, v, per_node) in windows.finish() {
         write!(out, "{t},{},{},{},{}", v[0], v[1], v[2], v[3])?;
         for n in per_node {
             write!(out, ",{n}")?;

@@ -110,7 +110,7 @@ pub(crate) fn jsonl(text: &str, w: &Workload) -> Result<Vec<Draft>, DatasetError
         let row: JsonlRow = serde_json::from_str(line).map_err(|e| err(e.to_string()))?;
         let prompt = match (row.prompt, row.input_ids) {
             (Some(p), None) => Prompt::Text(p),
-            (None, Some(ids)) if !ids.is_empty() => Prompt::Ids(ids),
+            (None, Some(ids)) if !ids.is_empty() => Prompt::Ids(ids.into()),
             (None, Some(_)) => return Err(err("input_ids is empty".into())),
             (Some(_), Some(_)) => return Err(err("give either prompt or input_ids, not both".into())),
             (None, None) => return Err(err("needs prompt (text) or input_ids".into())),
@@ -181,7 +181,7 @@ pub(crate) fn trace(text: &str, w: &Workload, seed: u64) -> Result<Vec<Draft>, D
                 ids.push(40_000 + pad.range_inclusive(0, 20_000) as u32);
             }
             Draft {
-                prompt: Prompt::Ids(ids),
+                prompt: Prompt::Ids(ids.into()),
                 output_len: r.output_length,
                 timestamp: Some((r.timestamp - t0) / 1000.0),
                 session: None,
@@ -243,6 +243,7 @@ mod tests {
         assert_eq!((reqs[0].timestamp, reqs[1].timestamp), (Some(0.0), Some(1.5)));
         assert_eq!((reqs[0].input_len, reqs[1].input_len), (700, 1000));
         let (Prompt::Ids(a), Prompt::Ids(b)) = (&reqs[0].prompt, &reqs[1].prompt) else { panic!() };
+        let (a, b) = (a.to_vec(), b.to_vec());
         assert_eq!(a[..512], b[..512], "block 7 is shared");
         assert_ne!(a[512..700], b[512..700], "blocks 9 and 8 differ");
         assert_eq!(reqs[0].prefix_hashes[..32], reqs[1].prefix_hashes[..32]);

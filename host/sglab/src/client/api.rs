@@ -210,7 +210,7 @@ mod tests {
     fn bodies_per_backend() {
         let spec = RequestSpec {
             id: 0,
-            prompt: Prompt::Ids(vec![5, 6]),
+            prompt: Prompt::Ids(vec![5, 6].into()),
             input_len: 2,
             output_len: 3,
             prefix_hashes: vec![],

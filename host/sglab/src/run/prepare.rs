@@ -34,7 +34,7 @@ pub struct Workload {
 pub fn prompt_texts(specs: &[RequestSpec]) -> Arc<Vec<String>> {
     let text = |s: &RequestSpec| match &s.prompt {
         Prompt::Text(t) => t.clone(),
-        Prompt::Ids(ids) => ids.iter().map(u32::to_string).collect::<Vec<_>>().join(" "),
+        Prompt::Ids(ids) => ids.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" "),
     };
     Arc::new(specs.iter().map(text).collect())
 }
