@@ -32,6 +32,11 @@ pub struct NewArgs {
     /// sglab source tree this binary was built from).
     #[arg(long)]
     pub sdk: Option<PathBuf>,
+    /// Make a member of an enclosing Cargo workspace (no `[workspace]`,
+    /// profile, lockfile or toolchain file of its own); add it to the
+    /// workspace's `members` afterwards.
+    #[arg(long)]
+    pub workspace_member: bool,
 }
 
 const CARGO_TOML: &str = include_str!("../templates/Cargo.toml.tmpl");
@@ -69,14 +74,8 @@ fn sdk_path(given: Option<&Path>) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// Runs `sglab plugin new`.
-pub fn main(args: NewArgs) -> anyhow::Result<()> {
-    check_name(&args.name)?;
-    let sdk = sdk_path(args.sdk.as_deref())?;
-    let dir = args.dir.join(&args.name);
-    if dir.exists() {
-        bail!("{} already exists; choose another name or --dir", dir.display());
-    }
+/// The files of a new plugin crate: (path in the crate, contents).
+fn files(args: &NewArgs, dir: &Path, sdk: &Path) -> Vec<(&'static str, String)> {
     let (kind, source) = match args.kind {
         NewKind::Routing => ("routing", ROUTER),
         NewKind::Batching => ("batching", BATCHER),
@@ -87,18 +86,42 @@ pub fn main(args: NewArgs) -> anyhow::Result<()> {
             .replace("{{DIR}}", &dir.display().to_string())
             .replace("{{SDK}}", &sdk.display().to_string().replace('\\', "/"))
     };
-    std::fs::create_dir_all(dir.join("src")).with_context(|| format!("creating {}", dir.display()))?;
-    for (file, text) in [
-        ("Cargo.toml", fill(CARGO_TOML)),
+    let manifest = fill(CARGO_TOML);
+    if args.workspace_member {
+        let member = manifest.split("# @standalone").next().unwrap_or_default().trim_end().to_owned() + "\n";
+        return vec![("Cargo.toml", member), ("src/lib.rs", fill(source))];
+    }
+    let manifest = manifest.replace("# @standalone: everything below is left out with --workspace-member.\n", "");
+    vec![
+        ("Cargo.toml", manifest),
         ("src/lib.rs", fill(source)),
         ("Cargo.lock", LOCK.to_owned()),
         ("rust-toolchain.toml", TOOLCHAIN.to_owned()),
         (".gitignore", "/target\n".to_owned()),
-    ] {
+    ]
+}
+
+/// Runs `sglab plugin new`.
+pub fn main(args: NewArgs) -> anyhow::Result<()> {
+    check_name(&args.name)?;
+    let sdk = sdk_path(args.sdk.as_deref())?;
+    let dir = args.dir.join(&args.name);
+    if dir.exists() {
+        bail!("{} already exists; choose another name or --dir", dir.display());
+    }
+    let kind = match args.kind {
+        NewKind::Routing => "routing",
+        NewKind::Batching => "batching",
+    };
+    std::fs::create_dir_all(dir.join("src")).with_context(|| format!("creating {}", dir.display()))?;
+    for (file, text) in files(&args, &dir, &sdk) {
         let path = dir.join(file);
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     }
     println!("created {kind} plugin {} in {}", args.name, dir.display());
+    if args.workspace_member {
+        println!("  add \"{}\" to [workspace] members of the enclosing Cargo.toml", dir.display());
+    }
     println!("  test:  cargo test --manifest-path {}/Cargo.toml", dir.display());
     println!("  build: sglab plugin build {}", dir.display());
     println!("  use:   [{kind}] plugin = \"<path printed by build>\"");
@@ -107,7 +130,32 @@ pub fn main(args: NewArgs) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::check_name;
+    use super::*;
+
+    #[test]
+    fn standalone_and_member_crates() {
+        let args = |member| NewArgs {
+            name: "my-router".into(),
+            kind: NewKind::Routing,
+            dir: ".".into(),
+            sdk: None,
+            workspace_member: member,
+        };
+        let sdk = Path::new("/sdk");
+        let alone = files(&args(false), Path::new("my-router"), sdk);
+        let names: Vec<&str> = alone.iter().map(|f| f.0).collect();
+        assert_eq!(names, ["Cargo.toml", "src/lib.rs", "Cargo.lock", "rust-toolchain.toml", ".gitignore"]);
+        let manifest = &alone[0].1;
+        assert!(manifest.contains("name = \"my-router\"") && manifest.contains("path = \"/sdk\""), "{manifest}");
+        assert!(manifest.contains("\n[workspace]\n") && manifest.contains("[profile.release]"));
+        assert!(!manifest.contains("@standalone"));
+        assert!(alone[1].1.contains("const NAME: &'static str = \"my-router\";"));
+        let member = files(&args(true), Path::new("my-router"), sdk);
+        assert_eq!(member.iter().map(|f| f.0).collect::<Vec<_>>(), ["Cargo.toml", "src/lib.rs"]);
+        let manifest = &member[0].1;
+        assert!(!manifest.contains("[workspace]") && !manifest.contains("[profile"), "{manifest}");
+        assert!(manifest.contains("sglab-plugin-sdk = { path = \"/sdk\" }"));
+    }
 
     #[test]
     fn names_are_checked() {
