@@ -10,14 +10,13 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
-use tokio::task::JoinHandle;
 
 use crate::plugin::RunClock;
+use crate::poller::{Poller, csv_file};
 
 /// The CSV header of `server_metrics.csv`.
 pub const HEADER: &str = "node,time,source,num_running_reqs,num_queue_reqs,token_usage,cache_hit_rate,gen_throughput,num_used_tokens,max_total_num_tokens";
@@ -68,84 +67,60 @@ pub fn from_prometheus(text: &str) -> Result<Vec<Option<f64>>, String> {
     Ok(values)
 }
 
-/// A running collector; stop it to flush the file.
-pub struct Collector {
-    stop: tokio::sync::watch::Sender<bool>,
-    task: JoinHandle<anyhow::Result<u64>>,
-}
-
-impl Collector {
-    /// Starts polling `nodes` every `interval` into `path`.
-    pub fn start(path: &Path, nodes: Vec<String>, interval: Duration, clock: RunClock) -> anyhow::Result<Self> {
-        let mut file = std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        );
-        writeln!(file, "{HEADER}")?;
-        let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(async move {
-            let client: Client<_, Empty<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-            let mut missing = vec![[false; 2]; nodes.len()];
-            let mut rows = 0u64;
-            let mut tick = tokio::time::interval(interval);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = stopped.changed() => break,
-                }
-                for (i, base) in nodes.iter().enumerate() {
-                    for (k, path) in ["/v1/loads", "/metrics"].into_iter().enumerate() {
-                        if missing[i][k] {
-                            continue;
+/// Starts polling `nodes` every `interval` into `path`.
+pub fn start(path: &Path, nodes: Vec<String>, interval: Duration, clock: RunClock) -> anyhow::Result<Poller> {
+    let mut file = csv_file(path, HEADER)?;
+    Ok(Poller::spawn(interval, |mut ticks| async move {
+        let client: Client<_, Empty<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        let mut missing = vec![[false; 2]; nodes.len()];
+        let mut rows = 0u64;
+        while ticks.next().await {
+            for (i, base) in nodes.iter().enumerate() {
+                for (k, path) in ["/v1/loads", "/metrics"].into_iter().enumerate() {
+                    if missing[i][k] {
+                        continue;
+                    }
+                    let url = format!("{base}{path}");
+                    let got = async {
+                        let resp = tokio::time::timeout(Duration::from_secs(2), client.get(url.parse()?)).await??;
+                        anyhow::ensure!(resp.status().is_success(), "HTTP {}", resp.status());
+                        Ok(resp.into_body().collect().await?.to_bytes())
+                    }
+                    .await;
+                    let t = sglab_core::secs(clock.now_ns());
+                    let values: anyhow::Result<Vec<Option<f64>>> = got.and_then(|body| {
+                        if k == 0 {
+                            let v: Value = serde_json::from_slice(&body)?;
+                            let load = v.pointer("/loads/0").cloned().unwrap_or(Value::Null);
+                            Ok(LOAD_FIELDS.iter().map(|f| load.get(*f).and_then(Value::as_f64)).collect())
+                        } else {
+                            from_prometheus(&String::from_utf8_lossy(&body)).map_err(anyhow::Error::msg)
                         }
-                        let url = format!("{base}{path}");
-                        let got = async {
-                            let resp = tokio::time::timeout(Duration::from_secs(2), client.get(url.parse()?)).await??;
-                            anyhow::ensure!(resp.status().is_success(), "HTTP {}", resp.status());
-                            Ok(resp.into_body().collect().await?.to_bytes())
-                        }
-                        .await;
-                        let t = sglab_core::secs(clock.now_ns());
-                        let values: anyhow::Result<Vec<Option<f64>>> = got.and_then(|body| {
-                            if k == 0 {
-                                let v: Value = serde_json::from_slice(&body)?;
-                                let load = v.pointer("/loads/0").cloned().unwrap_or(Value::Null);
-                                Ok(LOAD_FIELDS.iter().map(|f| load.get(*f).and_then(Value::as_f64)).collect())
-                            } else {
-                                from_prometheus(&String::from_utf8_lossy(&body)).map_err(anyhow::Error::msg)
-                            }
-                        });
-                        match values {
-                            Ok(vals) => {
-                                let mut line = format!("{i},{t},{}", ["loads", "metrics"][k]);
-                                for v in vals {
-                                    line.push(',');
-                                    if let Some(v) = v {
-                                        let _ = write!(line, "{v}");
-                                    }
+                    });
+                    match values {
+                        Ok(vals) => {
+                            let mut line = format!("{i},{t},{}", ["loads", "metrics"][k]);
+                            for v in vals {
+                                line.push(',');
+                                if let Some(v) = v {
+                                    let _ = write!(line, "{v}");
                                 }
-                                writeln!(file, "{line}")?;
-                                rows += 1;
                             }
-                            Err(e) => {
-                                tracing::info!("node {i}: no usable {url} ({e:#}); not collecting it");
-                                missing[i][k] = true;
-                            }
+                            writeln!(file, "{line}")?;
+                            rows += 1;
+                        }
+                        Err(e) => {
+                            tracing::info!("node {i}: no usable {url} ({e:#}); not collecting it");
+                            missing[i][k] = true;
                         }
                     }
                 }
-                file.flush()?;
             }
             file.flush()?;
-            Ok(rows)
-        });
-        Ok(Self { stop, task })
-    }
-
-    /// Stops polling; returns the rows written.
-    pub async fn finish(self) -> anyhow::Result<u64> {
-        let _ = self.stop.send(true);
-        self.task.await?
-    }
+        }
+        file.flush()?;
+        Ok(rows)
+    }))
 }
 
 #[cfg(test)]

@@ -8,10 +8,8 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Context as _;
-use tokio::task::JoinHandle;
-
 use crate::plugin::RunClock;
+use crate::poller::{Poller, csv_file};
 
 /// The CSV header of `gpu_metrics.csv`.
 pub const HEADER: &str = "time,gpu,utilization_pct,memory_used_mib,memory_total_mib";
@@ -50,76 +48,52 @@ pub fn is_local(url: &str) -> bool {
     host == "localhost" || host == "0.0.0.0" || host.starts_with("127.")
 }
 
-/// A running GPU poller.
-pub struct GpuPoller {
-    stop: tokio::sync::watch::Sender<bool>,
-    task: JoinHandle<anyhow::Result<u64>>,
-}
-
-impl GpuPoller {
-    /// Starts polling into `path` every `interval`, or returns `None` (after
-    /// noting why) when the command is not there.
-    pub fn start(path: &Path, interval: Duration, clock: RunClock) -> anyhow::Result<Option<Self>> {
-        let cmd = std::env::var("SGLAB_NVIDIA_SMI").unwrap_or_else(|_| "nvidia-smi".into());
-        let probe = std::process::Command::new(&cmd).args(QUERY).output();
-        match probe {
-            Ok(o) if o.status.success() => {}
-            Ok(o) => {
-                tracing::info!("{cmd} failed ({}); no GPU metrics", o.status);
-                return Ok(None);
-            }
-            Err(e) => {
-                tracing::info!("{cmd} not available ({e}); no GPU metrics");
-                return Ok(None);
+/// Starts polling into `path` every `interval`, or returns `None` (after
+/// noting why) when the command is not there.
+pub fn start(path: &Path, interval: Duration, clock: RunClock) -> anyhow::Result<Option<Poller>> {
+    let cmd = std::env::var("SGLAB_NVIDIA_SMI").unwrap_or_else(|_| "nvidia-smi".into());
+    let probe = std::process::Command::new(&cmd).args(QUERY).output();
+    match probe {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => {
+            tracing::info!("{cmd} failed ({}); no GPU metrics", o.status);
+            return Ok(None);
+        }
+        Err(e) => {
+            tracing::info!("{cmd} not available ({e}); no GPU metrics");
+            return Ok(None);
+        }
+    }
+    let mut file = csv_file(path, HEADER)?;
+    Ok(Some(Poller::spawn(interval, |mut ticks| async move {
+        let mut rows = 0u64;
+        while ticks.next().await {
+            let run = tokio::process::Command::new(&cmd).args(QUERY).kill_on_drop(true).output();
+            let parsed = match tokio::time::timeout(Duration::from_secs(5), run).await {
+                Ok(Ok(o)) if o.status.success() => parse(&String::from_utf8_lossy(&o.stdout)),
+                Ok(Ok(o)) => Err(format!("exited with {}", o.status)),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("no answer in 5 s".into()),
+            };
+            let t = sglab_core::secs(clock.now_ns());
+            match parsed {
+                Ok(gpus) => {
+                    for (gpu, v) in gpus {
+                        let cell = |x: Option<f64>| x.map(|x| x.to_string()).unwrap_or_default();
+                        writeln!(file, "{t},{gpu},{},{},{}", cell(v[0]), cell(v[1]), cell(v[2]))?;
+                        rows += 1;
+                    }
+                    file.flush()?;
+                }
+                Err(e) => {
+                    tracing::info!("{cmd}: {e}; GPU metrics stop here");
+                    break;
+                }
             }
         }
-        let mut file = std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        );
-        writeln!(file, "{HEADER}")?;
-        let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(async move {
-            let mut rows = 0u64;
-            let mut tick = tokio::time::interval(interval);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = stopped.changed() => break,
-                }
-                let run = tokio::process::Command::new(&cmd).args(QUERY).kill_on_drop(true).output();
-                let parsed = match tokio::time::timeout(Duration::from_secs(5), run).await {
-                    Ok(Ok(o)) if o.status.success() => parse(&String::from_utf8_lossy(&o.stdout)),
-                    Ok(Ok(o)) => Err(format!("exited with {}", o.status)),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(_) => Err("no answer in 5 s".into()),
-                };
-                let t = sglab_core::secs(clock.now_ns());
-                match parsed {
-                    Ok(gpus) => {
-                        for (gpu, v) in gpus {
-                            let cell = |x: Option<f64>| x.map(|x| x.to_string()).unwrap_or_default();
-                            writeln!(file, "{t},{gpu},{},{},{}", cell(v[0]), cell(v[1]), cell(v[2]))?;
-                            rows += 1;
-                        }
-                        file.flush()?;
-                    }
-                    Err(e) => {
-                        tracing::info!("{cmd}: {e}; GPU metrics stop here");
-                        break;
-                    }
-                }
-            }
-            file.flush()?;
-            Ok(rows)
-        });
-        Ok(Some(Self { stop, task }))
-    }
-
-    /// Stops polling and returns the number of rows written.
-    pub async fn finish(self) -> anyhow::Result<u64> {
-        let _ = self.stop.send(true);
-        self.task.await?
-    }
+        file.flush()?;
+        Ok(rows)
+    })))
 }
 
 #[cfg(test)]

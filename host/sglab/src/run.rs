@@ -360,7 +360,7 @@ async fn execute(
         progress,
     };
     let collector = match exp.results.server_metrics_interval_s {
-        i if i > 0.0 => Some(crate::collector::Collector::start(
+        i if i > 0.0 => Some(crate::collector::start(
             &dir.join("server_metrics.csv"),
             nodes.list.iter().map(|n| n.url.clone()).collect(),
             Duration::from_secs_f64(i),
@@ -371,7 +371,7 @@ async fn execute(
     // nvidia-smi describes this host's GPUs: poll it when a node runs here.
     let gpu = match exp.results.server_metrics_interval_s {
         i if i > 0.0 && nodes.list.iter().any(|n| crate::gpu::is_local(&n.url)) => {
-            crate::gpu::GpuPoller::start(&dir.join("gpu_metrics.csv"), Duration::from_secs_f64(i), clock.clone())?
+            crate::gpu::start(&dir.join("gpu_metrics.csv"), Duration::from_secs_f64(i), clock.clone())?
         }
         _ => None,
     };
