@@ -328,26 +328,15 @@ impl Summary {
             }
         }
         let per_s = |x: f64| if end > 0.0 { x / end } else { 0.0 };
-        // One pass over the exact timeline: time-average and maximum of the
-        // queue, maximum in flight (each row holds until the next row's time).
-        let (mut prev, mut queue_area, mut max_queue_depth, mut max_concurrency) = (None, 0.0, 0, 0);
+        // One pass over the exact timeline: the queue's time-average and
+        // maximum, and the most in flight.
+        let (mut queue, mut running) = (timeline::StepAverage::default(), timeline::StepAverage::default());
         timeline::sweep(records, 0, |r| {
-            if let Some((t0, q)) = prev {
-                let next = r.t.min(end);
-                if next > t0 {
-                    queue_area += q as f64 * (next - t0);
-                }
-            }
-            prev = Some((r.t, r.queued));
-            max_queue_depth = max_queue_depth.max(r.queued);
-            max_concurrency = max_concurrency.max(r.running);
+            queue.push(r.t, r.queued, end);
+            running.push(r.t, r.running, end);
         });
-        if let Some((t0, q)) = prev
-            && end > t0
-        {
-            queue_area += q as f64 * (end - t0);
-        }
-        let mean_queue_depth = if end > 0.0 { queue_area / end } else { 0.0 };
+        let (mean_queue_depth, max_queue_depth) = queue.finish(end);
+        let (_, max_concurrency) = running.finish(end);
         let peak_output_token_throughput = tokens.per_second.iter().copied().max().unwrap_or(0) as f64;
         let finishes = records.iter().filter(|r| r.status == Status::Ok).filter_map(|r| Some((secs(r.finish?), 1)));
         let peak_request_throughput = peak_per_second(finishes, end);

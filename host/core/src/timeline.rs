@@ -104,16 +104,43 @@ pub fn sweep(records: &[RequestRecord], node_count: usize, mut row: impl FnMut(&
 /// Time-average and maximum of one series of the step function over
 /// `[0, end]`.
 pub fn average_and_max(rows: &[Row], end: f64, value: impl Fn(&Row) -> u32) -> (f64, u32) {
-    let mut area = 0.0;
-    let mut max = 0;
-    for (k, r) in rows.iter().enumerate() {
-        let next = rows.get(k + 1).map_or(end, |n| n.t).min(end);
-        if next > r.t {
-            area += value(r) as f64 * (next - r.t);
-        }
-        max = max.max(value(r));
+    let mut acc = StepAverage::default();
+    for r in rows {
+        acc.push(r.t, value(r), end);
     }
-    (if end > 0.0 { area / end } else { 0.0 }, max)
+    acc.finish(end)
+}
+
+/// [`average_and_max`] fed one step at a time (each value holds until the
+/// next step's time), for use inside a [`sweep`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StepAverage {
+    area: f64,
+    max: u32,
+    last: Option<(f64, u32)>,
+}
+
+impl StepAverage {
+    /// The series takes `value` from time `t` on (clipped at `end`).
+    pub fn push(&mut self, t: f64, value: u32, end: f64) {
+        self.close(t.min(end));
+        self.last = Some((t, value));
+        self.max = self.max.max(value);
+    }
+
+    fn close(&mut self, next: f64) {
+        if let Some((t0, v)) = self.last
+            && next > t0
+        {
+            self.area += v as f64 * (next - t0);
+        }
+    }
+
+    /// (time-average over `[0, end]`, maximum).
+    pub fn finish(mut self, end: f64) -> (f64, u32) {
+        self.close(end);
+        (if end > 0.0 { self.area / end } else { 0.0 }, self.max)
+    }
 }
 
 /// One window of [`resample`]: its start, the averages of (queued,
