@@ -269,15 +269,14 @@ async fn execute(
     trace: bool,
 ) -> anyhow::Result<(RunEnd, Option<Nodes>)> {
     let Ready { cfg, load, mut plugins, clock } = r;
-    let trace = match trace {
-        true => {
-            let path = dir.join("decisions.jsonl");
-            let t = Arc::new(DecisionTrace::create(&path).with_context(|| format!("creating {}", path.display()))?);
-            plugins.batcher.trace_decisions(t.clone());
-            plugins.router.trace_decisions(t.clone());
-            Some(t)
-        }
-        false => None,
+    let trace = if trace {
+        let path = dir.join("decisions.jsonl");
+        let t = Arc::new(DecisionTrace::create(&path).with_context(|| format!("creating {}", path.display()))?);
+        plugins.batcher.trace_decisions(t.clone());
+        plugins.router.trace_decisions(t.clone());
+        Some(t)
+    } else {
+        None
     };
     let exp = &cfg.exp;
     let w = &exp.workload;
@@ -385,6 +384,8 @@ async fn execute(
     let out = tokio::task::spawn_blocking(move || driver.join())
         .await?
         .map_err(|_| anyhow::anyhow!("the dispatcher panicked"))?;
+    // CPU time of the run itself (the summary and report come after).
+    let cpu_s = process_cpu_s() - cpu_at_start;
     signals.abort();
     if let Some(t) = trace
         && let Err(e) = t.flush()
@@ -427,7 +428,6 @@ async fn execute(
     // The plugins' share of this process's CPU time during the run (plugin
     // calls run synchronously, so their wall time is CPU time).
     let plugin_s = out.plugin_time.map(|(t, _)| t.as_secs_f64());
-    let cpu_s = process_cpu_s() - cpu_at_start;
     let doc = json!({
         "experiment": exp.experiment.name,
         "run_dir": dir,
