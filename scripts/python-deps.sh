@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Installs the real components the tests run against into .venv:
-# sglang-router (PyPI), pinned. Idempotent and quick when already done.
+# Installs the real components the tests run against into .venv, pinned:
+# sglang-router (PyPI), llama.cpp's OpenAI server (llama-cpp-python[server],
+# built from source by pip: a few minutes on a fresh machine, then pip's
+# wheel cache) with gguf to write its test model, and SGLang's benchmark
+# client. Idempotent and quick when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUTER_VERSION=0.3.2
@@ -9,6 +12,15 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if ! .venv/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('sglang-router') != '$ROUTER_VERSION')" 2>/dev/null; then
     .venv/bin/pip install --quiet --disable-pip-version-check "sglang-router==$ROUTER_VERSION" >&2
+fi
+
+LLAMA_CPP_VERSION=0.3.36
+GGUF_VERSION=0.19.0
+if ! .venv/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('llama-cpp-python') != '$LLAMA_CPP_VERSION' or m.version('gguf') != '$GGUF_VERSION')" 2>/dev/null \
+    || ! .venv/bin/python -c "import llama_cpp.server.app" 2>/dev/null; then
+    echo "installing llama-cpp-python[server]==$LLAMA_CPP_VERSION (compiles llama.cpp: a few minutes the first time)" >&2
+    .venv/bin/pip install --quiet --disable-pip-version-check \
+        "llama-cpp-python[server]==$LLAMA_CPP_VERSION" "gguf==$GGUF_VERSION" >&2
 fi
 
 # SGLang's Rust benchmark client, from the sglang wheel (no dependencies are

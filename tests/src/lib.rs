@@ -305,3 +305,59 @@ pub fn marked_processes(mark: &str) -> Vec<u32> {
         })
         .unwrap_or_default()
 }
+
+/// A helper server written for the tests (`tests/fixtures/*.py`, run with
+/// the project's `.venv` Python), killed on drop. It prints
+/// `listening on URL` first.
+#[derive(Debug)]
+pub struct PyServer {
+    /// `http://127.0.0.1:PORT` (or https).
+    pub url: String,
+    child: Child,
+}
+
+impl PyServer {
+    /// Runs `python tests/fixtures/<script> <args>` and waits for its address line.
+    pub fn start(script: &str, args: &[&str]) -> Self {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(script);
+        let mut child = Command::new(router_python())
+            .arg(&path)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", path.display()));
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line).expect("read address line");
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("{script}: unexpected first line {line:?}"))
+            .to_owned();
+        Self { url, child }
+    }
+}
+
+impl Drop for PyServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The JSON lines of a file (a stand-in server's request log).
+pub fn json_lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+/// A run's `summary.json`.
+pub fn summary(run: &Path) -> serde_json::Value {
+    let p = run.join("summary.json");
+    serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+        .expect("summary.json is JSON")
+}

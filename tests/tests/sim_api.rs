@@ -115,7 +115,10 @@ fn a_crashing_node_loses_requests_as_errors_and_every_record_is_written() {
     // Once the node is unreachable it is marked unhealthy, and round-robin
     // rejects the rest (no healthy node).
     let rejected: Vec<_> = csv.rows.iter().filter(|r| r["status"] == "rejected").collect();
-    assert!((4..=5).contains(&ok), "{ok} ok");
+    // The node exits the moment its engine finishes the 5th request: that
+    // request's last events, and on a loaded machine those of one more whose
+    // HTTP task had not yet written them, are lost with the connection.
+    assert!((3..=5).contains(&ok), "{ok} ok");
     assert!(!errors.is_empty());
     assert_eq!(ok + errors.len() + rejected.len(), 20);
     assert!(errors.iter().all(|r| !r["error"].is_empty() && !r["finish_time"].is_empty()), "{errors:?}");
@@ -148,7 +151,7 @@ fn injected_failures_and_cut_streams_are_recorded() {
     let csv = read_csv(&run_dir(&s.path, "faults").join("requests.csv"));
     assert_eq!(csv.rows.len(), 30);
     let http500 = csv.rows.iter().filter(|r| r["error"].starts_with("HTTP 500")).count();
-    let cut = csv.rows.iter().filter(|r| r["error"] == "stream ended before the final [DONE] event").count();
+    let cut = csv.rows.iter().filter(|r| r["error"] == "stream ended before a finish_reason or [DONE]").count();
     assert!((8..=22).contains(&http500), "{http500} injected 500s of 30 at rate 0.5");
     assert_eq!(http500 + cut, 30, "every other request is cut after 3 tokens");
     // Cut at the first event with at least 3 tokens (a late wake-up of the

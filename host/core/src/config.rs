@@ -3,8 +3,12 @@
 //! Parsing from text happens in the host (it knows the file); this module
 //! owns what the keys mean. Every table denies unknown keys.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+mod validate;
 
 /// One experiment file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -169,6 +173,30 @@ pub struct Workload {
     /// an approximation of about one token per word; see the docs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tokenizer: Option<String>,
+    /// Merged into every request body (tables merge key by key, so
+    /// `[workload.extra_body.sampling_params]` adds SGLang sampling fields).
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub extra_body: Map<String, Value>,
+    /// Fields of sglab's default body left out, as dotted paths
+    /// (`"ignore_eos"`, `"stream_options.continuous_usage_stats"`,
+    /// `"sampling_params.ignore_eos"`): strict servers refuse fields outside
+    /// OpenAI's API.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drop_fields: Vec<String>,
+    /// openai-chat: which field carries the output limit.
+    pub max_tokens_field: MaxTokensField,
+}
+
+/// How openai-chat sends the output limit (servers read different fields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaxTokensField {
+    /// `max_tokens` and `max_completion_tokens`, the same value.
+    Both,
+    /// `max_tokens` only (transformers serve, llama.cpp, older servers).
+    MaxTokens,
+    /// `max_completion_tokens` only (OpenAI's reasoning models refuse `max_tokens`).
+    MaxCompletionTokens,
 }
 
 impl Default for Workload {
@@ -191,6 +219,9 @@ impl Default for Workload {
             stream: true,
             model: None,
             tokenizer: None,
+            extra_body: Map::new(),
+            drop_fields: Vec::new(),
+            max_tokens_field: MaxTokensField::Both,
         }
     }
 }
@@ -299,6 +330,17 @@ pub struct NodeSpec {
     /// sglang/command: the first replica's port (default: a free loopback port per replica).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
+    /// The path that must answer 200 before the node counts as ready
+    /// (default: by backend; see the docs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_path: Option<String>,
+    /// The environment variable holding this node's API key, sent as
+    /// `Authorization: Bearer` on every request to it (default: `client.api_key_env`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+    /// Extra HTTP headers sent on every request to this node (added to `client.headers`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
 }
 
 fn one() -> u32 {
@@ -320,6 +362,9 @@ impl NodeSpec {
             command: Vec::new(),
             host: None,
             port: None,
+            ready_path: None,
+            api_key_env: None,
+            headers: BTreeMap::new(),
         }
     }
 
@@ -452,11 +497,25 @@ pub struct Client {
     pub max_errors: u32,
     /// A run whose p99 schedule lag exceeds this is flagged as degraded, ms.
     pub max_schedule_lag_ms: f64,
+    /// Default `api_key_env` of every node that sets none (`--url` nodes too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+    /// Headers sent to every node (a node's own `headers` add to these).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
 }
 
 impl Default for Client {
     fn default() -> Self {
-        Self { timeout_s: 600.0, warmup_requests: 0, max_duration_s: 0.0, max_errors: 0, max_schedule_lag_ms: 1.0 }
+        Self {
+            timeout_s: 600.0,
+            warmup_requests: 0,
+            max_duration_s: 0.0,
+            max_errors: 0,
+            max_schedule_lag_ms: 1.0,
+            api_key_env: None,
+            headers: BTreeMap::new(),
+        }
     }
 }
 
@@ -470,206 +529,6 @@ pub struct InvalidValue {
     pub value: String,
     /// What is wrong with it.
     pub reason: String,
-}
-
-fn invalid(key: impl Into<String>, value: impl ToString, reason: &str) -> InvalidValue {
-    InvalidValue { key: key.into(), value: value.to_string(), reason: reason.to_owned() }
-}
-
-impl Experiment {
-    /// Checks values that types cannot express. Returns the first problem.
-    pub fn validate(&self) -> Result<(), InvalidValue> {
-        let e = &self.experiment;
-        if e.name.is_empty() || e.name.contains(['/', '\\']) || e.name == "." || e.name == ".." {
-            return Err(invalid(
-                "experiment.name",
-                format!("{:?}", e.name),
-                "must be a non-empty name without slashes",
-            ));
-        }
-        let w = &self.workload;
-        if w.num_requests == Some(0) {
-            return Err(invalid("workload.num_requests", 0, "must be at least 1"));
-        }
-        let needs_file = matches!(w.dataset, Dataset::Sharegpt | Dataset::Jsonl | Dataset::Trace);
-        if needs_file && w.path.is_none() {
-            return Err(invalid(
-                "workload.path",
-                "(missing)",
-                "this dataset reads a local file: set path = \"data.json\" (nothing is downloaded)",
-            ));
-        }
-        if w.dataset == Dataset::SharedPrefix {
-            for (k, v) in [
-                ("num_groups", w.num_groups),
-                ("prompts_per_group", w.prompts_per_group),
-                ("system_prompt_len", w.system_prompt_len),
-                ("question_len", w.question_len),
-            ] {
-                if v == 0 {
-                    return Err(invalid(format!("workload.{k}"), 0, "must be at least 1"));
-                }
-            }
-        }
-        if w.trace_block_tokens == 0 {
-            return Err(invalid("workload.trace_block_tokens", 0, "must be at least 1"));
-        }
-        if w.fixed_output_len == Some(0) {
-            return Err(invalid("workload.fixed_output_len", 0, "must be at least 1"));
-        }
-        if w.input_len == 0 {
-            return Err(invalid("workload.input_len", 0, "must be at least 1"));
-        }
-        if w.output_len == 0 {
-            return Err(invalid("workload.output_len", 0, "must be at least 1"));
-        }
-        if !(0.0..=1.0).contains(&w.range_ratio) {
-            return Err(invalid("workload.range_ratio", w.range_ratio, "must be between 0 and 1"));
-        }
-        if w.vocab_size == 0 {
-            return Err(invalid("workload.vocab_size", 0, "must be at least 1"));
-        }
-        let a = &self.arrival;
-        if matches!(a.process, Process::Poisson | Process::Gamma | Process::Constant)
-            && !(a.rate.is_finite() && a.rate > 0.0)
-        {
-            return Err(invalid("arrival.rate", a.rate, "must be a positive number of requests per second"));
-        }
-        if a.process == Process::Gamma && !(a.burstiness.is_finite() && a.burstiness > 0.0) {
-            return Err(invalid("arrival.burstiness", a.burstiness, "must be a positive gamma shape"));
-        }
-        if !(a.think_time_s.is_finite() && a.think_time_s >= 0.0) {
-            return Err(invalid("arrival.think_time_s", a.think_time_s, "must be zero or more seconds"));
-        }
-        if !(a.time_scale.is_finite() && a.time_scale > 0.0) {
-            return Err(invalid("arrival.time_scale", a.time_scale, "must be positive"));
-        }
-        if a.process == Process::Trace && !matches!(w.dataset, Dataset::Jsonl | Dataset::Trace) {
-            return Err(invalid(
-                "arrival.process",
-                "\"trace\"",
-                "replays dataset timestamps: use dataset = \"trace\" or \"jsonl\" with timestamps",
-            ));
-        }
-        if a.process == Process::ClosedLoop && a.concurrency == 0 {
-            return Err(invalid("arrival.concurrency", 0, "must be at least 1"));
-        }
-        if self.nodes.is_empty() {
-            return Err(invalid("nodes", "[]", "at least one [[nodes]] entry (or --url) is needed"));
-        }
-        for (i, n) in self.nodes.iter().enumerate() {
-            match (n.kind(), &n.url) {
-                (Launch::Url, None) => {
-                    return Err(invalid(
-                        format!("nodes[{i}].url"),
-                        "(missing)",
-                        "launch = \"url\" needs url = \"http://host:port\"",
-                    ));
-                }
-                (Launch::Url, Some(u)) if !(u.starts_with("http://")) => {
-                    return Err(invalid(format!("nodes[{i}].url"), format!("{u:?}"), "must start with http://"));
-                }
-                (Launch::Sim, Some(u)) => {
-                    return Err(invalid(
-                        format!("nodes[{i}].url"),
-                        format!("{u:?}"),
-                        "a launched node gets its URL from sglab; remove url or set launch = \"url\"",
-                    ));
-                }
-                _ => {}
-            }
-            if n.replicas == 0 {
-                return Err(invalid(format!("nodes[{i}].replicas"), 0, "must be at least 1"));
-            }
-            if n.kind() == Launch::Sglang && n.model_path.is_none() {
-                return Err(invalid(
-                    format!("nodes[{i}].model_path"),
-                    "(missing)",
-                    "an sglang node needs model_path = \"...\"",
-                ));
-            }
-            if n.kind() == Launch::Command && n.command.is_empty() {
-                return Err(invalid(
-                    format!("nodes[{i}].command"),
-                    "[]",
-                    "a command node needs command = [\"argv\", \"{port}\", ...]",
-                ));
-            }
-            if !n.gpus.is_empty() && n.gpus.len() < n.replicas as usize {
-                return Err(invalid(
-                    format!("nodes[{i}].gpus"),
-                    format!("{:?}", n.gpus),
-                    "needs one entry per replica",
-                ));
-            }
-            if n.kind() == Launch::Url && n.replicas != 1 {
-                return Err(invalid(
-                    format!("nodes[{i}].replicas"),
-                    n.replicas,
-                    "an external url is one node; list each url as its own [[nodes]] entry",
-                ));
-            }
-            if let Some(t) = n.startup_timeout_s.filter(|t| !(t.is_finite() && *t > 0.0)) {
-                return Err(invalid(
-                    format!("nodes[{i}].startup_timeout_s"),
-                    t,
-                    "must be a positive number of seconds",
-                ));
-            }
-        }
-        if self.batching.plugin.is_empty() {
-            return Err(invalid("batching.plugin", "\"\"", "names a built-in plugin or a .wasm file"));
-        }
-        const POLICIES: [&str; 4] = ["random", "round_robin", "cache_aware", "power_of_two"];
-        if self.routing.mode == RoutingMode::SglangRouter && !POLICIES.contains(&self.routing.policy.as_str()) {
-            return Err(invalid(
-                "routing.policy",
-                format!("{:?}", self.routing.policy),
-                "must be random, round_robin, cache_aware or power_of_two",
-            ));
-        }
-        if self.routing.plugin.is_empty() {
-            return Err(invalid("routing.plugin", "\"\"", "names a built-in plugin or a .wasm file"));
-        }
-        let s = &self.sandbox;
-        if s.memory_mib == 0 || s.memory_mib > 4096 {
-            return Err(invalid("sandbox.memory_mib", s.memory_mib, "must be between 1 and 4096"));
-        }
-        if s.deadline_ms == 0 {
-            return Err(invalid("sandbox.deadline_ms", 0, "must be at least 1"));
-        }
-        let c = &self.client;
-        if !(c.timeout_s.is_finite() && c.timeout_s > 0.0) {
-            return Err(invalid("client.timeout_s", c.timeout_s, "must be a positive number of seconds"));
-        }
-        if !(c.max_duration_s.is_finite() && c.max_duration_s >= 0.0) {
-            return Err(invalid("client.max_duration_s", c.max_duration_s, "must be zero (no limit) or more seconds"));
-        }
-        for (k, v) in
-            [("slo.ttft_ms", self.slo.ttft_ms), ("slo.tpot_ms", self.slo.tpot_ms), ("slo.e2e_ms", self.slo.e2e_ms)]
-        {
-            if let Some(v) = v.filter(|v| !(v.is_finite() && *v > 0.0)) {
-                return Err(invalid(k, v, "must be a positive number of milliseconds"));
-            }
-        }
-        let si = self.results.server_metrics_interval_s;
-        if !(si.is_finite() && si >= 0.0) {
-            return Err(invalid("results.server_metrics_interval_s", si, "must be zero (off) or more seconds"));
-        }
-        let ti = self.results.timeline_interval_s;
-        if !(ti.is_finite() && ti > 0.0) {
-            return Err(invalid("results.timeline_interval_s", ti, "must be a positive number of seconds"));
-        }
-        if !(c.max_schedule_lag_ms.is_finite() && c.max_schedule_lag_ms > 0.0) {
-            return Err(invalid("client.max_schedule_lag_ms", c.max_schedule_lag_ms, "must be positive"));
-        }
-        Ok(())
-    }
-
-    /// Total number of nodes after expanding replicas.
-    pub fn node_count(&self) -> usize {
-        self.nodes.iter().map(|n| n.replicas as usize).sum()
-    }
 }
 
 #[cfg(test)]

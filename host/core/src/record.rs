@@ -69,11 +69,25 @@ pub struct RequestRecord {
     /// Every token event: (time, cumulative output tokens). Feeds the ITL
     /// columns and `tokens.csv`.
     pub token_times: Vec<(Nanos, u32)>,
+    /// The output length asked for (`max_new_tokens` / `max_tokens`).
+    pub requested_output_length: u32,
+    /// Why the server says it stopped (`length`, `stop`, ...; empty when it said nothing).
+    pub finish_reason: String,
+    /// The prompt length as the client counted it (`input_length` is the
+    /// server's count where it reports one).
+    pub client_input_length: u32,
 }
 
 impl RequestRecord {
-    /// A record for a request that has not been sent.
-    pub fn unsent(id: u64, input_length: u32, scheduled: Option<Nanos>, status: Status, error: String) -> Self {
+    /// A record for a request that has not been sent: `input_length` and
+    /// `output_length` as the client asks for them.
+    pub fn unsent(
+        id: u64,
+        (input_length, output_length): (u32, u32),
+        scheduled: Option<Nanos>,
+        status: Status,
+        error: String,
+    ) -> Self {
         Self {
             id,
             input_length,
@@ -90,6 +104,9 @@ impl RequestRecord {
             token_events: 0,
             retractions: None,
             token_times: Vec::new(),
+            requested_output_length: output_length,
+            finish_reason: String::new(),
+            client_input_length: input_length,
         }
     }
 
@@ -112,7 +129,7 @@ impl RequestRecord {
 }
 
 /// The header of `requests.csv`. The first nine columns are fixed by contract.
-pub const CSV_HEADER: &str = "req_id,input_length,decode_length,arrival_time,to_server_time,finish_time,server_latency,total_latency,ttft,first_token_time,node,status,error,scheduled_time,queue_time,tpot,cached_tokens,token_events,ttft_total,itl_mean,itl_p99,retractions";
+pub const CSV_HEADER: &str = "req_id,input_length,decode_length,arrival_time,to_server_time,finish_time,server_latency,total_latency,ttft,first_token_time,node,status,error,scheduled_time,queue_time,tpot,cached_tokens,token_events,ttft_total,itl_mean,itl_p99,retractions,requested_output_length,finish_reason,client_input_length";
 
 fn opt(out: &mut String, v: Option<f64>) {
     if let Some(v) = v {
@@ -233,6 +250,13 @@ impl RequestRecord {
         if let Some(r) = self.retractions {
             let _ = write!(out, "{r}");
         }
+        let _ = write!(
+            out,
+            ",{},{},{}",
+            self.requested_output_length,
+            csv_field(&self.finish_reason),
+            self.client_input_length
+        );
         out.push('\n');
     }
 }
@@ -259,6 +283,9 @@ mod tests {
             token_events: 3,
             retractions: Some(0),
             token_times: vec![(51_234_567, 1), (61_234_567, 2), (81_234_567, 4)],
+            requested_output_length: 128,
+            finish_reason: "stop".into(),
+            client_input_length: 510,
         };
         let mut line = String::new();
         r.write_csv(&mut line);
@@ -274,19 +301,20 @@ mod tests {
         // ITL: 10 ms for token 2, then 20 ms / 2 tokens = 10 ms twice.
         assert!((f(19) - 0.01).abs() < 1e-12 && (f(20) - 0.01).abs() < 1e-12, "{line}");
         assert_eq!(r.itl().len(), 3);
+        assert_eq!(&cols[22..], ["128", "stop", "510"]);
     }
 
     #[test]
     fn unsent_rows_leave_times_empty_and_quote_errors() {
-        let r = RequestRecord::unsent(9, 5, None, Status::Cancelled, "run stopped: \"x\", y".into());
+        let r = RequestRecord::unsent(9, (5, 7), None, Status::Cancelled, "run stopped: \"x\", y".into());
         let mut line = String::new();
         r.write_csv(&mut line);
-        assert_eq!(line, "9,5,0,,,,,,,,,cancelled,\"run stopped: \"\"x\"\", y\",,,,,0,,,,\n");
+        assert_eq!(line, "9,5,0,,,,,,,,,cancelled,\"run stopped: \"\"x\"\", y\",,,,,0,,,,,7,,5\n");
     }
 
     #[test]
     fn split_csv_line_reads_back_quoted_fields() {
-        let r = RequestRecord::unsent(9, 5, None, Status::Cancelled, "run stopped: \"x\", y".into());
+        let r = RequestRecord::unsent(9, (5, 7), None, Status::Cancelled, "run stopped: \"x\", y".into());
         let mut line = String::new();
         r.write_csv(&mut line);
         let cols = split_csv_line(line.trim_end());

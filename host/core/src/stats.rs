@@ -146,6 +146,30 @@ pub struct Summary {
     /// reported `cached_tokens` (the prefix-cache hit rate the server saw);
     /// absent when no server reported it.
     pub prefix_cache_hit_rate: Option<f64>,
+    /// Token totals of ok requests, and how far the servers' output lengths
+    /// and prompt counts differ from what the client asked for and counted.
+    pub tokens: TokenTotals,
+}
+
+/// Token totals over ok requests.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct TokenTotals {
+    /// Prompt tokens (the server's counts where reported).
+    pub input: u64,
+    /// Output tokens received.
+    pub output: u64,
+    /// Output tokens asked for.
+    pub output_requested: u64,
+    /// Requests whose output length differs from the length asked for (a
+    /// server that stops at EOS, ignores `ignore_eos` or reads another
+    /// length field).
+    pub output_length_mismatch: u64,
+    /// Mean of output length / length asked for.
+    pub output_length_ratio_mean: Option<f64>,
+    /// Requests whose server-reported prompt length differs from the
+    /// client's count; absent where the client cannot count exactly (no
+    /// tokenizer for text prompts).
+    pub input_count_disagree: Option<u64>,
 }
 
 /// Goodput and attainment for the configured limits.
@@ -259,6 +283,8 @@ impl Summary {
         let mut errors = BTreeMap::new();
         let mut per_node: BTreeMap<u32, (NodeSummary, f64, f64)> = BTreeMap::new();
         let (mut sent, mut met) = (0u64, 0u64);
+        let mut tok = TokenTotals::default();
+        let mut ratio_sum = 0.0f64;
         let any_limit = slo.ttft_ms.is_some() || slo.tpot_ms.is_some() || slo.e2e_ms.is_some();
         for r in records {
             if let Some(f) = r.finish {
@@ -301,6 +327,16 @@ impl Summary {
                 Status::Ok => {
                     c.ok += 1;
                     inp += r.input_length as u64;
+                    tok.output_requested += u64::from(r.requested_output_length);
+                    if r.decode_length != r.requested_output_length {
+                        tok.output_length_mismatch += 1;
+                    }
+                    if r.requested_output_length > 0 {
+                        ratio_sum += f64::from(r.decode_length) / f64::from(r.requested_output_length);
+                    }
+                    if r.input_length != r.client_input_length {
+                        *tok.input_count_disagree.get_or_insert(0) += 1;
+                    }
                     if let Some(k) = r.cached_tokens {
                         cached += u64::from(k);
                         cached_of += r.input_length as u64;
@@ -378,6 +414,13 @@ impl Summary {
             errors_by_kind: errors,
             nodes,
             prefix_cache_hit_rate: (cached_of > 0).then(|| cached as f64 / cached_of as f64),
+            tokens: TokenTotals {
+                input: inp,
+                output: outp,
+                output_length_ratio_mean: (c.ok > 0).then(|| ratio_sum / c.ok as f64),
+                input_count_disagree: Some(tok.input_count_disagree.unwrap_or(0)),
+                ..tok
+            },
         }
     }
 }
@@ -415,6 +458,9 @@ mod tests {
             token_events: 5,
             retractions: None,
             token_times: Vec::new(),
+            requested_output_length: 5,
+            finish_reason: String::new(),
+            client_input_length: 10,
         }
     }
 
@@ -424,7 +470,7 @@ mod tests {
             rec(0, 0, 500_000_000, 1_000_000_000, Status::Ok),
             rec(1, 1_000_000_000, 1_500_000_000, 2_000_000_000, Status::Ok),
             rec(2, 0, 0, 1_000_000_000, Status::Error),
-            RequestRecord::unsent(3, 10, None, Status::Cancelled, "x".into()),
+            RequestRecord::unsent(3, (10, 5), None, Status::Cancelled, "x".into()),
         ];
         let s = Summary::of(&recs);
         assert_eq!(s.requests, Counts { total: 4, ok: 2, error: 1, rejected: 0, cancelled: 1 });
@@ -440,6 +486,24 @@ mod tests {
         assert_eq!(s.nodes.len(), 1);
         assert_eq!((s.nodes[0].requests, s.nodes[0].ok, s.nodes[0].error), (3, 2, 1));
         assert_eq!(s.nodes[0].mean_ttft, Some(0.5));
+        // Each asked for 5 and got 5; the server's prompt counts match.
+        assert_eq!(
+            s.tokens,
+            TokenTotals {
+                input: 20,
+                output: 10,
+                output_requested: 10,
+                output_length_mismatch: 0,
+                output_length_ratio_mean: Some(1.0),
+                input_count_disagree: Some(0),
+            }
+        );
+        let mut short = recs.clone();
+        short[1].decode_length = 2;
+        short[1].input_length = 12;
+        let t = Summary::of(&short).tokens;
+        assert_eq!((t.output, t.output_length_mismatch, t.input_count_disagree), (7, 1, Some(1)));
+        assert_eq!(t.output_length_ratio_mean, Some(0.7));
         let slo = Slo { ttft_ms: Some(500.0), tpot_ms: None, e2e_ms: Some(1500.0) };
         let s = Summary::with_slo(&recs, &slo);
         // Request 0: ttft 0.5 s, e2e 1 s -> met; request 1: e2e 2 s -> missed.

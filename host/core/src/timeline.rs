@@ -239,6 +239,9 @@ mod tests {
             token_events: 2,
             retractions: None,
             token_times: Vec::new(),
+            requested_output_length: 5,
+            finish_reason: String::new(),
+            client_input_length: 10,
         }
     }
 

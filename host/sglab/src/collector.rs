@@ -1,20 +1,19 @@
 //! Server-side truth: polls every node's `/v1/loads` (SGLang's load
 //! snapshot, no scheduler round-trip) and `/metrics` (Prometheus text;
-//! SGLang serves it with `--enable-metrics`) at a
-//! fixed interval during the run and writes `server_metrics.csv`, one row
-//! per node, time and source. An endpoint a node lacks is noted once and
-//! skipped; it never fails the run.
+//! SGLang serves it with `--enable-metrics`; vLLM's and llama.cpp's names
+//! are read too) at a fixed interval during the run and writes
+//! `server_metrics.csv`, one row per node, time and source. An endpoint a
+//! node lacks is noted once and skipped; it never fails the run.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::Method;
 use serde_json::Value;
 
+use crate::client::{self, Endpoint};
 use crate::plugin::RunClock;
 use crate::poller::{Poller, csv_file};
 
@@ -31,15 +30,16 @@ const LOAD_FIELDS: [&str; 7] = [
     "num_used_tokens",
     "max_total_num_tokens",
 ];
-/// `/metrics` gauge names, in HEADER order.
-const METRIC_FIELDS: [&str; 7] = [
-    "sglang:num_running_reqs",
-    "sglang:num_queue_reqs",
-    "sglang:token_usage",
-    "sglang:cache_hit_rate",
-    "sglang:gen_throughput",
-    "sglang:num_used_tokens",
-    "sglang:max_total_num_tokens",
+/// `/metrics` gauge names, in HEADER order: SGLang's, then vLLM's and
+/// llama.cpp server's for the same quantity (the first one present counts).
+const METRIC_FIELDS: [&[&str]; 7] = [
+    &["sglang:num_running_reqs", "vllm:num_requests_running", "llamacpp:requests_processing"],
+    &["sglang:num_queue_reqs", "vllm:num_requests_waiting", "llamacpp:requests_deferred"],
+    &["sglang:token_usage", "vllm:gpu_cache_usage_perc", "vllm:kv_cache_usage_perc", "llamacpp:kv_cache_usage_ratio"],
+    &["sglang:cache_hit_rate"],
+    &["sglang:gen_throughput"],
+    &["sglang:num_used_tokens", "llamacpp:kv_cache_tokens"],
+    &["sglang:max_total_num_tokens"],
 ];
 
 /// The value of the first sample of `metric` in a Prometheus text
@@ -60,31 +60,32 @@ fn sample(text: &str, metric: &str) -> Option<f64> {
 
 /// The HEADER columns from a Prometheus text exposition.
 pub fn from_prometheus(text: &str) -> Result<Vec<Option<f64>>, String> {
-    let values: Vec<Option<f64>> = METRIC_FIELDS.iter().map(|m| sample(text, m)).collect();
+    let values: Vec<Option<f64>> =
+        METRIC_FIELDS.iter().map(|names| names.iter().find_map(|m| sample(text, m))).collect();
     if values.iter().all(Option::is_none) {
-        return Err("no sglang: gauges in the exposition".into());
+        return Err("no sglang:, vllm: or llamacpp: gauges in the exposition".into());
     }
     Ok(values)
 }
 
 /// Starts polling `nodes` every `interval` into `path`.
-pub fn start(path: &Path, nodes: Vec<String>, interval: Duration, clock: RunClock) -> anyhow::Result<Poller> {
+pub fn start(path: &Path, nodes: Vec<Endpoint>, interval: Duration, clock: RunClock) -> anyhow::Result<Poller> {
     let mut file = csv_file(path, HEADER)?;
     Ok(Poller::spawn(interval, |mut ticks| async move {
-        let client: Client<_, Empty<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        let http = client::http(nodes.len());
         let mut missing = vec![[false; 2]; nodes.len()];
         let mut rows = 0u64;
         while ticks.next().await {
-            for (i, base) in nodes.iter().enumerate() {
+            for (i, ep) in nodes.iter().enumerate() {
                 for (k, path) in ["/v1/loads", "/metrics"].into_iter().enumerate() {
                     if missing[i][k] {
                         continue;
                     }
-                    let url = format!("{base}{path}");
+                    let url = format!("{}{path}", ep.base);
                     let got = async {
-                        let resp = tokio::time::timeout(Duration::from_secs(2), client.get(url.parse()?)).await??;
-                        anyhow::ensure!(resp.status().is_success(), "HTTP {}", resp.status());
-                        Ok(resp.into_body().collect().await?.to_bytes())
+                        let (status, body) = client::call(&http, ep, Method::GET, path, Duration::from_secs(2)).await?;
+                        anyhow::ensure!(status.is_success(), "HTTP {status}");
+                        Ok(body)
                     }
                     .await;
                     let t = sglab_core::secs(clock.now_ns());
@@ -142,5 +143,12 @@ mod tests {
             Some(4.0)
         );
         assert!(from_prometheus("up 1\n").is_err());
+        // vLLM and llama.cpp server name the same quantities their own way.
+        let vllm = "vllm:num_requests_running{engine=\"0\",model_name=\"m\"} 3.0\nvllm:num_requests_waiting{model_name=\"m\"} 2.0\n\
+                    vllm:gpu_cache_usage_perc{model_name=\"m\"} 0.5\n";
+        assert_eq!(&from_prometheus(vllm).unwrap()[..3], [Some(3.0), Some(2.0), Some(0.5)]);
+        let llama = "llamacpp:requests_processing 1\nllamacpp:requests_deferred 4\nllamacpp:kv_cache_tokens 96\n";
+        let v = from_prometheus(llama).unwrap();
+        assert_eq!((v[0], v[1], v[5]), (Some(1.0), Some(4.0), Some(96.0)));
     }
 }

@@ -3,16 +3,17 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::{HeaderMap, Method};
 use serde::Serialize;
-use sglab_core::config::{Experiment, Launch, NodeSpec, Routing};
+use sglab_core::config::{Backend, Experiment, Launch, NodeSpec, Routing};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
+
+use crate::client::{self, Endpoint, Http};
 
 /// One serving endpoint of the run.
 #[derive(Debug, Serialize)]
@@ -27,8 +28,18 @@ pub struct Node {
     pub startup_s: Option<f64>,
     /// Its log file (launched nodes).
     pub log: Option<PathBuf>,
+    /// Headers sent on every request to it (never written out: the API key is one).
+    #[serde(skip)]
+    headers: Arc<HeaderMap>,
     #[serde(skip)]
     child: Option<Child>,
+}
+
+impl Node {
+    /// Its URL with the headers every request to it carries.
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint { base: self.url.clone(), headers: self.headers.clone() }
+    }
 }
 
 /// The run's nodes; launched processes are killed on drop (a panic guard).
@@ -46,26 +57,83 @@ fn tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// GETs `url`; Ok(()) on 200.
-async fn get_ok(url: &str) -> anyhow::Result<()> {
-    let client: Client<_, Empty<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let resp = tokio::time::timeout(Duration::from_secs(2), client.get(url.parse()?)).await??;
-    let status = resp.status();
-    let _ = resp.into_body().collect().await;
-    if status.is_success() { Ok(()) } else { bail!("{url} answered {status}") }
+/// What must answer 200 before a node counts as ready.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Readiness {
+    /// SGLang and `sglab sim`: `/health`, then `/get_model_info` (SGLang
+    /// answers `/v1/models` before its warm-up ends).
+    Sglang,
+    /// OpenAI-compatible servers: `/health`, or `/v1/models` where there is
+    /// no `/health` (it answers 404, as llama.cpp's Python server does).
+    OpenAi,
+    /// The node's `ready_path`.
+    Path(String),
 }
 
-/// Waits until `/health` and `/get_model_info` answer 200.
-async fn await_ready(url: &str, timeout: Duration) -> anyhow::Result<()> {
+impl Readiness {
+    /// The rule for a node: its `ready_path`, else by what it is.
+    pub fn of(spec: &NodeSpec, backend: Backend) -> Self {
+        match (&spec.ready_path, spec.kind(), backend) {
+            (Some(p), _, _) => Self::Path(p.clone()),
+            (None, Launch::Sim | Launch::Sglang, _) | (None, _, Backend::Sglang) => Self::Sglang,
+            (None, Launch::Url | Launch::Command, _) => Self::OpenAi,
+        }
+    }
+}
+
+/// GETs `path`: Ok(true) on 2xx, Ok(false) on 404, else an error naming
+/// the path and the answer.
+async fn probe(http: &Http, ep: &Endpoint, path: &str) -> anyhow::Result<bool> {
+    let (status, body) = client::call(http, ep, Method::GET, path, Duration::from_secs(2))
+        .await
+        .with_context(|| format!("GET {path}"))?;
+    match status.as_u16() {
+        200..=299 => Ok(true),
+        404 => Ok(false),
+        _ => {
+            let text: String = String::from_utf8_lossy(&body).trim().chars().take(200).collect();
+            bail!("GET {path} answered {status}{}", if text.is_empty() { String::new() } else { format!(": {text}") })
+        }
+    }
+}
+
+async fn ready_once(http: &Http, ep: &Endpoint, rule: &Readiness) -> anyhow::Result<()> {
+    let need = |path: &'static str, ok: bool| {
+        if ok { Ok(()) } else { Err(anyhow::anyhow!("GET {path} answered 404 Not Found")) }
+    };
+    match rule {
+        Readiness::Sglang => {
+            need("/health", probe(http, ep, "/health").await?)?;
+            need("/get_model_info", probe(http, ep, "/get_model_info").await?)
+        }
+        Readiness::OpenAi => {
+            if probe(http, ep, "/health").await? {
+                return Ok(());
+            }
+            let models = probe(http, ep, "/v1/models").await.context("GET /health answered 404 Not Found")?;
+            if models {
+                Ok(())
+            } else {
+                bail!("GET /health and GET /v1/models answered 404 Not Found (set ready_path)")
+            }
+        }
+        Readiness::Path(p) => {
+            if probe(http, ep, p).await? {
+                Ok(())
+            } else {
+                bail!("GET {p} (ready_path) answered 404 Not Found")
+            }
+        }
+    }
+}
+
+/// Waits until the node passes its readiness rule.
+async fn await_ready(ep: &Endpoint, rule: &Readiness, timeout: Duration) -> anyhow::Result<()> {
+    let http = client::http(1);
     let deadline = Instant::now() + timeout;
     let mut last = anyhow::anyhow!("no answer yet");
     while Instant::now() < deadline {
-        match async {
-            get_ok(&format!("{url}/health")).await?;
-            get_ok(&format!("{url}/get_model_info")).await
-        }
-        .await
-        {
+        match ready_once(&http, ep, rule).await {
             Ok(()) => return Ok(()),
             Err(e) => last = e,
         }
@@ -112,7 +180,7 @@ async fn launch_sim(name: &str, args: &[String], log_path: &Path, timeout: Durat
         }
     });
     let left = timeout.saturating_sub(started.elapsed());
-    if let Err(e) = await_ready(&url, left).await {
+    if let Err(e) = await_ready(&Endpoint::plain(url.clone()), &Readiness::Sglang, left).await {
         let _ = child.start_kill();
         let _ = child.wait().await;
         bail!("{name} at {url}: {e:#}; last lines of {}:\n{}", log_path.display(), tail(log_path, 15));
@@ -123,6 +191,7 @@ async fn launch_sim(name: &str, args: &[String], log_path: &Path, timeout: Durat
         kind: "sim",
         startup_s: Some(started.elapsed().as_secs_f64()),
         log: Some(log_path.to_owned()),
+        headers: Arc::default(),
         child: Some(child),
     })
 }
@@ -135,7 +204,7 @@ async fn launch_process(
     kind: &'static str,
     argv: &[String],
     env: &[(&str, String)],
-    url: String,
+    (ep, rule): (Endpoint, Readiness),
     log_path: &Path,
     timeout: Duration,
 ) -> anyhow::Result<Node> {
@@ -151,16 +220,17 @@ async fn launch_process(
         .process_group(0)
         .kill_on_drop(true);
     let child = cmd.spawn().with_context(|| format!("{name}: cannot start {}", argv.join(" ")))?;
-    if let Err(e) = await_ready(&url, timeout).await {
+    if let Err(e) = await_ready(&ep, &rule, timeout).await {
         terminate(child, Duration::from_secs(5)).await;
-        bail!("{name} at {url}: {e:#}; last lines of {}:\n{}", log_path.display(), tail(log_path, 15));
+        bail!("{name} at {}: {e:#}; last lines of {}:\n{}", ep.base, log_path.display(), tail(log_path, 15));
     }
     Ok(Node {
         name: name.to_owned(),
-        url,
+        url: ep.base,
         kind,
         startup_s: Some(started.elapsed().as_secs_f64()),
         log: Some(log_path.to_owned()),
+        headers: ep.headers,
         child: Some(child),
     })
 }
@@ -211,6 +281,10 @@ impl Nodes {
         let mut pending = Vec::new();
         for (i, &(spec, r)) in launches.iter().enumerate() {
             let timeout = Duration::from_secs_f64(spec.startup_timeout());
+            let rule = Readiness::of(spec, exp.workload.backend);
+            let headers = client::node_headers(spec.api_key_env.as_deref(), &spec.headers, &exp.client, "nodes")
+                .map_err(|(k, m)| anyhow::anyhow!("{k}: {m}"))?;
+            let headers = Arc::new(headers);
             match spec.kind() {
                 kind @ (Launch::Sglang | Launch::Command) => {
                     let host = spec.host.clone().unwrap_or_else(|| "127.0.0.1".to_owned());
@@ -222,12 +296,12 @@ impl Nodes {
                     let label = if kind == Launch::Sglang { "sglang" } else { "command" };
                     let name = format!("{label}-{i}");
                     let log = logs_dir.join(format!("{name}.log"));
-                    let url = format!("http://{host}:{port}");
+                    let ep = Endpoint { base: format!("http://{host}:{port}"), headers };
                     pending.push((
                         i,
-                        tokio::spawn(
-                            async move { launch_process(&name, label, &argv, &env, url, &log, timeout).await },
-                        ),
+                        tokio::spawn(async move {
+                            launch_process(&name, label, &argv, &env, (ep, rule), &log, timeout).await
+                        }),
                     ));
                 }
                 Launch::Sim => {
@@ -239,11 +313,12 @@ impl Nodes {
                 Launch::Url => {
                     let url = spec.url.clone().expect("validated").trim_end_matches('/').to_owned();
                     let name = format!("url-{i}");
+                    let ep = Endpoint { base: url.clone(), headers: headers.clone() };
                     pending.push((
                         i,
                         tokio::spawn(async move {
-                            await_ready(&url, timeout).await.with_context(|| format!("{name} at {url}"))?;
-                            Ok(Node { name, url, kind: "url", startup_s: None, log: None, child: None })
+                            await_ready(&ep, &rule, timeout).await.with_context(|| format!("{name} at {url}"))?;
+                            Ok(Node { name, url, kind: "url", startup_s: None, log: None, headers, child: None })
                         }),
                     ));
                 }
@@ -290,14 +365,12 @@ impl Nodes {
     /// Empties every node's prefix cache (`POST /flush_cache`), so a reused
     /// node starts a point as a fresh one would. Failures are logged.
     pub async fn flush_caches(&self) {
-        let client: Client<_, http_body_util::Full<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        let http = client::http(1);
         for n in &self.list {
-            let req = http::Request::post(format!("{}/flush_cache", n.url))
-                .body(http_body_util::Full::new(bytes::Bytes::new()))
-                .expect("valid request");
-            match tokio::time::timeout(Duration::from_secs(10), client.request(req)).await {
-                Ok(Ok(r)) if r.status().is_success() => {}
-                other => tracing::warn!("{}: cache not flushed before reuse ({other:?})", n.name),
+            match client::call(&http, &n.endpoint(), Method::POST, "/flush_cache", Duration::from_secs(10)).await {
+                Ok((status, _)) if status.is_success() => {}
+                Ok((status, _)) => tracing::warn!("{}: cache not flushed before reuse (HTTP {status})", n.name),
+                Err(e) => tracing::warn!("{}: cache not flushed before reuse ({e:#})", n.name),
             }
         }
     }
@@ -307,11 +380,11 @@ impl Nodes {
         n.child.as_ref().and_then(Child::id)
     }
 
-    /// The URLs requests are sent to: the router's, or every node's.
-    pub fn dispatch_urls(&self) -> Vec<String> {
+    /// Where requests are sent: the router, or every node.
+    pub fn dispatch_endpoints(&self) -> Vec<Endpoint> {
         match &self.router {
-            Some(r) => vec![r.url.clone()],
-            None => self.list.iter().map(|n| n.url.clone()).collect(),
+            Some(r) => vec![r.endpoint()],
+            None => self.list.iter().map(Node::endpoint).collect(),
         }
     }
 
@@ -345,20 +418,23 @@ impl Nodes {
         let url = format!("http://127.0.0.1:{port}");
         let deadline = started + Duration::from_secs(60);
         let mut last = anyhow::anyhow!("no answer yet");
+        let (http, ep) = (client::http(1), Endpoint::plain(url.clone()));
         while Instant::now() < deadline {
-            match get_ok(&format!("{url}/readiness")).await {
-                Ok(()) => {
+            match probe(&http, &ep, "/readiness").await {
+                Ok(false) => last = anyhow::anyhow!("GET /readiness answered 404 Not Found"),
+                Err(e) => last = e,
+                Ok(true) => {
                     self.router = Some(Node {
                         name: format!("sglang-router ({})", routing.policy),
                         url,
                         kind: "sglang-router",
                         startup_s: Some(started.elapsed().as_secs_f64()),
                         log: Some(log_path),
+                        headers: Arc::default(),
                         child: Some(child),
                     });
                     return Ok(());
                 }
-                Err(e) => last = e,
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

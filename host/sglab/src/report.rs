@@ -56,6 +56,10 @@ pub fn load_records(dir: &Path) -> anyhow::Result<Vec<RequestRecord>> {
         idx("cached_tokens")?,
         idx("token_events")?,
     );
+    // Columns added later: runs written before them still load.
+    let opt = |n: &str| h.iter().position(|c| c == n);
+    let (req_out, reason, client_in) =
+        (opt("requested_output_length"), opt("finish_reason"), opt("client_input_length"));
     let ns = |s: &str| s.parse::<f64>().ok().map(|v| (v * 1e9).round() as u64);
     let mut records = Vec::new();
     for line in lines {
@@ -64,9 +68,10 @@ pub fn load_records(dir: &Path) -> anyhow::Result<Vec<RequestRecord>> {
         if r.len() != h.len() {
             continue;
         }
+        let input_length = r[inp].parse().unwrap_or(0);
         records.push(RequestRecord {
             id: r[id].parse().unwrap_or(0),
-            input_length: r[inp].parse().unwrap_or(0),
+            input_length,
             decode_length: r[dec].parse().unwrap_or(0),
             scheduled: ns(&r[sched]),
             arrival: ns(&r[arr]),
@@ -85,6 +90,9 @@ pub fn load_records(dir: &Path) -> anyhow::Result<Vec<RequestRecord>> {
             token_events: r[ev].parse().unwrap_or(0),
             retractions: None,
             token_times: Vec::new(),
+            requested_output_length: req_out.and_then(|i| r[i].parse().ok()).unwrap_or(0),
+            finish_reason: reason.map(|i| r[i].clone()).unwrap_or_default(),
+            client_input_length: client_in.and_then(|i| r[i].parse().ok()).unwrap_or(input_length),
         });
     }
     Ok(records)

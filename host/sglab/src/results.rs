@@ -136,6 +136,22 @@ pub fn table(s: &Summary) -> String {
     if let Some(h) = s.prefix_cache_hit_rate {
         out.push_str(&format!("prefix cache {:.1} % of prompt tokens were cached (server-reported)\n", h * 100.0));
     }
+    let t = &s.tokens;
+    if t.output_length_mismatch > 0 {
+        out.push_str(&format!(
+            "warning    {} of {} ok requests got a different output length than requested \
+             (mean ratio {:.3}; see finish_reason in requests.csv)\n",
+            t.output_length_mismatch,
+            c.ok,
+            t.output_length_ratio_mean.unwrap_or(0.0)
+        ));
+    }
+    if let Some(n) = t.input_count_disagree.filter(|n| *n > 0) {
+        out.push_str(&format!(
+            "note       {n} of {} ok requests: the server counted a different prompt length than the client\n",
+            c.ok
+        ));
+    }
     if let Some(slo) = &s.slo {
         out.push_str(&format!(
             "slo        {} of {} sent met it ({:.1} %), goodput {:.2} req/s\n",

@@ -296,7 +296,7 @@ async fn execute(
         nodes.stop().await;
         return Err(e);
     }
-    let urls = nodes.dispatch_urls();
+    let endpoints = nodes.dispatch_endpoints();
     let node_info = serde_json::to_value(&nodes.list)?;
     let router_info = serde_json::to_value(&nodes.router)?;
     for n in &nodes.list {
@@ -309,19 +309,23 @@ async fn execute(
     };
     let http = crate::client::http(pool);
     let prepared = async {
-        let model = prepare::model(w.model.as_deref(), w.backend, &urls[0]).await?;
+        let model = prepare::model(w.model.as_deref(), w.backend, &endpoints[0], &http).await?;
+        let template = Arc::new(
+            crate::client::body::BodyTemplate::new(w, &model)
+                .map_err(|e| anyhow::anyhow!("workload.drop_fields: {e}"))?,
+        );
         prepare::warmup(
             exp.client.warmup_requests,
             &load.specs[0],
-            &urls,
+            &endpoints,
             &http,
-            (w.backend, w.stream, &model, timeout),
+            (&template, w.backend, w.stream, timeout),
         )
         .await
         .context("warmup")?;
-        anyhow::Ok(model)
+        anyhow::Ok(template)
     };
-    let model = match prepared.await {
+    let template = match prepared.await {
         Ok(m) => m,
         Err(e) => {
             nodes.stop().await;
@@ -342,14 +346,14 @@ async fn execute(
     let input = driver::Input {
         specs: load.specs.clone(),
         schedule: load.schedule,
-        nodes: urls,
+        nodes: endpoints,
         batcher: plugins.batcher,
         router: plugins.router,
         clock: clock.clone(),
         timeout,
         backend: w.backend,
         stream: w.stream,
-        model,
+        template,
         max_duration: limit(exp.client.max_duration_s),
         max_errors: (exp.client.max_errors > 0).then_some(exp.client.max_errors),
         node_known: nodes.router.is_none(),
@@ -361,7 +365,7 @@ async fn execute(
     let collector = match exp.results.server_metrics_interval_s {
         i if i > 0.0 => Some(crate::collector::start(
             &dir.join("server_metrics.csv"),
-            nodes.list.iter().map(|n| n.url.clone()).collect(),
+            nodes.list.iter().map(crate::nodes::Node::endpoint).collect(),
             Duration::from_secs_f64(i),
             clock.clone(),
         )?),
@@ -413,7 +417,11 @@ async fn execute(
     };
     let (records, token_stats) = writer.finish()?;
     release_freed_memory();
-    let summary = Summary::from_parts(&records, &exp.slo, token_stats);
+    let mut summary = Summary::from_parts(&records, &exp.slo, token_stats);
+    if load.count == sglab_core::workload::TokenCount::Approximate {
+        // The client only estimated text prompt lengths: no comparison.
+        summary.tokens.input_count_disagree = None;
+    }
     results::write_timeline(&dir, &records, exp.node_count(), summary.duration_s, exp.results.timeline_interval_s)?;
     let lag = schedule_lag(&records);
     // The report reads the records back from requests.csv.

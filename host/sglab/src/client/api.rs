@@ -1,13 +1,9 @@
-//! What each backend's requests and responses look like: request bodies
-//! and the per-event parsing of `/generate` (SGLang) and the OpenAI routes.
+//! What each backend's responses look like: the route it posts to and the
+//! per-event parsing of `/generate` (SGLang) and the OpenAI routes.
 
-use std::fmt::Write as _;
-
-use bytes::Bytes;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sglab_core::config::Backend;
-use sglab_core::workload::{Prompt, RequestSpec};
 
 /// The route a backend posts to.
 pub fn path(backend: Backend) -> &'static str {
@@ -18,61 +14,6 @@ pub fn path(backend: Backend) -> &'static str {
     }
 }
 
-/// The request body for `spec` (greedy, `ignore_eos`, exact `max_new_tokens`).
-pub fn body(backend: Backend, spec: &RequestSpec, model: &str, stream: bool) -> Bytes {
-    match backend {
-        Backend::Sglang => {
-            let mut s = String::with_capacity(128 + spec.input_len as usize * 6);
-            match &spec.prompt {
-                Prompt::Ids(ids) => {
-                    s.push_str("{\"input_ids\":[");
-                    for (i, t) in ids.iter().enumerate() {
-                        if i > 0 {
-                            s.push(',');
-                        }
-                        let _ = write!(s, "{t}");
-                    }
-                    s.push(']');
-                }
-                Prompt::Text(t) => {
-                    let _ = write!(s, "{{\"text\":{}", Value::from(t.as_str()));
-                }
-            }
-            let _ = write!(
-                s,
-                ",\"sampling_params\":{{\"max_new_tokens\":{},\"temperature\":0.0,\"ignore_eos\":true}},\"stream\":{stream}}}",
-                spec.output_len
-            );
-            Bytes::from(s)
-        }
-        Backend::OpenaiCompletions => {
-            let prompt = match &spec.prompt {
-                Prompt::Ids(ids) => json!(ids),
-                Prompt::Text(t) => json!(t),
-            };
-            let mut v = json!({"model": model, "prompt": prompt, "max_tokens": spec.output_len,
-                               "temperature": 0.0, "ignore_eos": true, "stream": stream});
-            if stream {
-                v["stream_options"] = json!({"include_usage": true, "continuous_usage_stats": true});
-            }
-            Bytes::from(v.to_string())
-        }
-        Backend::OpenaiChat => {
-            let content = match &spec.prompt {
-                Prompt::Text(t) => t.clone(),
-                Prompt::Ids(_) => unreachable!("prompts for chat backends are text"),
-            };
-            let mut v = json!({"model": model, "messages": [{"role": "user", "content": content}],
-                               "max_completion_tokens": spec.output_len, "temperature": 0.0, "ignore_eos": true,
-                               "stream": stream});
-            if stream {
-                v["stream_options"] = json!({"include_usage": true, "continuous_usage_stats": true});
-            }
-            Bytes::from(v.to_string())
-        }
-    }
-}
-
 /// What one event (or a whole non-streamed body) says.
 #[derive(Debug, Default, PartialEq)]
 pub struct Parsed {
@@ -80,6 +21,12 @@ pub struct Parsed {
     pub completion_tokens: Option<u32>,
     /// Whether this event carried output text (used when no count is reported).
     pub has_text: bool,
+    /// Whether this event can carry output tokens: SGLang events always
+    /// (their count is cumulative), OpenAI chunks only with text (a chunk
+    /// with only `usage` or only a `finish_reason` is no token event).
+    pub output_event: bool,
+    /// Why the server stopped (`length`, `stop`, ...), on the last event.
+    pub finish_reason: Option<String>,
     /// Prompt tokens, if reported.
     pub prompt_tokens: Option<u32>,
     /// Prefix-cache hit tokens, if reported.
@@ -112,6 +59,9 @@ struct Meta {
     cached_tokens: Option<u32>,
     #[serde(default)]
     num_retractions: Option<u32>,
+    /// `{"type": "length", "length": 64}` (or a plain string), null until the end.
+    #[serde(default)]
+    finish_reason: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -132,6 +82,8 @@ struct Choice<'a> {
     delta: Option<Delta<'a>>,
     #[serde(default, borrow)]
     message: Option<Delta<'a>>,
+    #[serde(default)]
+    finish_reason: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -152,6 +104,15 @@ struct Usage {
     prompt_tokens_details: Option<Value>,
 }
 
+/// SGLang's `finish_reason` object (or a string) as its type word.
+fn reason_word(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Object(o) => o.get("type").and_then(Value::as_str).map(str::to_owned),
+        _ => None,
+    }
+}
+
 fn error_text(err: Value) -> String {
     match &err {
         Value::String(s) => s.clone(),
@@ -168,6 +129,8 @@ pub fn parse(backend: Backend, payload: &[u8]) -> Result<Parsed, String> {
             Ok(Parsed {
                 completion_tokens: meta.as_ref().and_then(|m| m.completion_tokens),
                 has_text: ev.text.is_some_and(|t| !t.is_empty()),
+                output_event: true,
+                finish_reason: meta.as_ref().and_then(|m| m.finish_reason.as_ref()).and_then(reason_word),
                 prompt_tokens: meta.as_ref().and_then(|m| m.prompt_tokens),
                 cached_tokens: meta.as_ref().and_then(|m| m.cached_tokens),
                 error: ev.error.map(error_text),
@@ -188,6 +151,8 @@ pub fn parse(backend: Backend, payload: &[u8]) -> Result<Parsed, String> {
             Ok(Parsed {
                 completion_tokens: usage.as_ref().and_then(|u| u.completion_tokens),
                 has_text,
+                output_event: has_text,
+                finish_reason: ev.choices.iter().find_map(|c| c.finish_reason.clone()),
                 prompt_tokens: usage.as_ref().and_then(|u| u.prompt_tokens),
                 cached_tokens: usage
                     .as_ref()
@@ -207,36 +172,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bodies_per_backend() {
-        let spec = RequestSpec {
-            id: 0,
-            prompt: Prompt::Ids(vec![5, 6].into()),
-            input_len: 2,
-            output_len: 3,
-            prefix_hashes: vec![],
-            timestamp: None,
-            session: None,
-            priority: 0,
-        };
-        let b = body(Backend::Sglang, &spec, "m", true);
-        let v: Value = serde_json::from_slice(&b).unwrap();
-        assert_eq!(v["input_ids"], json!([5, 6]));
-        assert_eq!(v["sampling_params"]["max_new_tokens"], 3);
-        assert_eq!(v["stream"], true);
-        let v: Value = serde_json::from_slice(&body(Backend::OpenaiCompletions, &spec, "m", false)).unwrap();
-        assert_eq!(
-            (v["prompt"].clone(), v["max_tokens"].clone(), v["stream"].clone()),
-            (json!([5, 6]), json!(3), json!(false))
-        );
-        let chat = RequestSpec { prompt: Prompt::Text("hi \"you\"".into()), ..spec };
-        let v: Value = serde_json::from_slice(&body(Backend::OpenaiChat, &chat, "m", true)).unwrap();
-        assert_eq!(v["messages"][0]["content"], "hi \"you\"");
-        assert_eq!(v["stream_options"]["include_usage"], true);
-        let v: Value = serde_json::from_slice(&body(Backend::Sglang, &chat, "m", true)).unwrap();
-        assert_eq!(v["text"], "hi \"you\"");
-    }
-
-    #[test]
     fn events_per_backend() {
         let p = parse(
             Backend::Sglang,
@@ -253,6 +188,14 @@ mod tests {
         assert!(!p.has_text);
         let p = parse(Backend::OpenaiChat, br#"{"choices":[],"usage":{"completion_tokens":7,"prompt_tokens":3,"prompt_tokens_details":{"cached_tokens":2}}}"#).unwrap();
         assert_eq!((p.completion_tokens, p.cached_tokens), (Some(7), Some(2)));
+        let p = parse(
+            Backend::Sglang,
+            br#"{"text":"ab","meta_info":{"completion_tokens":2,"finish_reason":{"type":"length","length":2}}}"#,
+        )
+        .unwrap();
+        assert_eq!(p.finish_reason.as_deref(), Some("length"));
+        let p = parse(Backend::OpenaiChat, br#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#).unwrap();
+        assert_eq!((p.finish_reason.as_deref(), p.output_event), (Some("stop"), false));
         let p = parse(Backend::Sglang, br#"{"error":{"message":"boom"}}"#).unwrap();
         assert_eq!(p.error.as_deref(), Some("boom"));
         assert!(parse(Backend::Sglang, b"{oops").unwrap_err().starts_with("malformed event"));

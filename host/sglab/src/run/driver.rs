@@ -20,7 +20,8 @@ use sglab_core::record::{RequestRecord, Status};
 use sglab_core::workload::{PREFIX_BLOCK_TOKENS, RequestSpec};
 use tokio::sync::watch;
 
-use crate::client::{self, Attempt, Http};
+use crate::client::body::BodyTemplate;
+use crate::client::{self, Attempt, Endpoint, Http};
 use crate::plugin::{RunClock, WasmBatcher, WasmRouter};
 
 /// What request tasks (and the signal handler) tell the driver.
@@ -52,8 +53,8 @@ pub struct Input {
     pub specs: Arc<[RequestSpec]>,
     /// When requests arrive.
     pub schedule: Schedule,
-    /// Base URL of each node.
-    pub nodes: Vec<String>,
+    /// Each node.
+    pub nodes: Vec<Endpoint>,
     /// Batching plugin.
     pub batcher: WasmBatcher,
     /// Routing plugin.
@@ -66,8 +67,8 @@ pub struct Input {
     pub backend: Backend,
     /// Streamed responses.
     pub stream: bool,
-    /// `model` for OpenAI backends.
-    pub model: String,
+    /// Request bodies.
+    pub template: Arc<BodyTemplate>,
     /// Stop dispatching after this long (None: no limit).
     pub max_duration: Option<Nanos>,
     /// Stop dispatching after this many errors (None: no limit).
@@ -163,7 +164,8 @@ impl Driver {
 
     fn unsent(&self, id: usize, status: Status, error: String) -> RequestRecord {
         let s = self.slots[id];
-        let mut r = RequestRecord::unsent(id as u64, self.input.specs[id].input_len(), s.scheduled, status, error);
+        let spec = &self.input.specs[id];
+        let mut r = RequestRecord::unsent(id as u64, (spec.input_len(), spec.output_len), s.scheduled, status, error);
         r.arrival = s.arrival;
         r
     }
@@ -266,7 +268,7 @@ impl Driver {
                 {
                     tracing::warn!(
                         "node {node} ({}) is unreachable; marking it unhealthy",
-                        self.input.nodes[node as usize]
+                        self.input.nodes[node as usize].base
                     );
                     self.disp.set_healthy(node, false);
                 }
@@ -289,9 +291,21 @@ impl Driver {
                         self.fail(e);
                     }
                 }
+                if let Some(r) = &a.refused
+                    && self.stop.is_none()
+                {
+                    // Every later request would be refused the same way.
+                    let node = slot.node.map(|n| self.input.nodes[n as usize].base.as_str()).unwrap_or("the node");
+                    let why = a.error.as_deref().unwrap_or_default();
+                    self.stop(
+                        Stop::Failure(format!("{node} refused the request field {}: {why}; {}", r.field, r.hint)),
+                        false,
+                    );
+                }
+                let spec = &self.input.specs[id as usize];
                 let rec = RequestRecord {
                     id,
-                    input_length: a.prompt_tokens.unwrap_or(self.input.specs[id as usize].input_len()),
+                    input_length: a.prompt_tokens.unwrap_or(spec.input_len()),
                     decode_length: a.decode_length,
                     scheduled: slot.scheduled,
                     arrival: slot.arrival,
@@ -305,6 +319,9 @@ impl Driver {
                     token_events: a.token_events,
                     retractions: a.retractions,
                     token_times: a.token_times,
+                    requested_output_length: spec.output_len,
+                    finish_reason: a.finish_reason.unwrap_or_default(),
+                    client_input_length: spec.input_len(),
                 };
                 self.record(rec);
             }
@@ -346,21 +363,21 @@ impl Driver {
     }
 
     fn spawn(&self, id: u64, node: u32) {
-        let base = self.input.nodes[node as usize].clone();
+        let ep = self.input.nodes[node as usize].clone();
         let specs = self.input.specs.clone();
         let http = self.input.http.clone();
         let clock = self.input.clock.clone();
-        let (timeout, backend, stream, model) =
-            (self.input.timeout, self.input.backend, self.input.stream, self.input.model.clone());
+        let (timeout, backend, stream, template) =
+            (self.input.timeout, self.input.backend, self.input.stream, self.input.template.clone());
         let events = self.events.clone();
         let cancel = self.cancel.subscribe();
         self.input.runtime.spawn(async move {
-            let body = client::api::body(backend, &specs[id as usize], &model, stream);
+            let body = template.body(&specs[id as usize]);
             let ft = events.clone();
             let on_first = move |to_server, at| {
                 let _ = ft.send(Event::FirstToken { id, to_server, at });
             };
-            let req = client::Send { base, backend, stream, body, timeout };
+            let req = client::Send { ep, template, backend, stream, body, timeout };
             let attempt = client::send(&http, req, clock, cancel, on_first).await;
             let _ = events.send(Event::Done { id, attempt });
         });

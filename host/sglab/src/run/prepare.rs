@@ -5,14 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::Method;
 use sglab_core::arrival::{self, Schedule};
 use sglab_core::config::{Backend, Dataset};
 use sglab_core::workload::{self, Approx, Prompt, RequestSpec, TokenCount, Tokenizer};
 
-use crate::client::{self, Http};
+use crate::client::body::BodyTemplate;
+use crate::client::{self, Endpoint, Http};
 use crate::experiment::{self, ConfigError};
 use crate::plugin::RunClock;
 use crate::tokenizer::HfTokenizer;
@@ -72,29 +71,39 @@ pub fn workload(cfg: &experiment::Loaded) -> Result<Workload, ConfigError> {
     })?;
     let schedule = arrival::schedule(&cfg.exp.arrival, &specs, cfg.exp.experiment.seed)
         .map_err(|e| config_err(cfg, "arrival.process", e))?;
+    BodyTemplate::new(w, "").map_err(|e| config_err(cfg, "workload.drop_fields", e))?;
+    for (i, n) in cfg.exp.nodes.iter().enumerate() {
+        client::node_headers(n.api_key_env.as_deref(), &n.headers, &cfg.exp.client, &format!("nodes[{i}]"))
+            .map_err(|(key, msg)| config_err(cfg, &key, msg))?;
+    }
     Ok(Workload { specs: specs.into(), schedule, count })
 }
 
 /// The `model` field for OpenAI backends: configured, or the first model
 /// the first node lists at `/v1/models`.
-pub async fn model(configured: Option<&str>, backend: Backend, first_node: &str) -> anyhow::Result<String> {
+pub async fn model(
+    configured: Option<&str>,
+    backend: Backend,
+    first: &Endpoint,
+    http: &Http,
+) -> anyhow::Result<String> {
     if let Some(m) = configured {
         return Ok(m.to_owned());
     }
     if backend == Backend::Sglang {
         return Ok(String::new());
     }
-    let client: Client<_, Empty<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let url = format!("{first_node}/v1/models");
-    let resp = tokio::time::timeout(Duration::from_secs(10), client.get(url.parse()?))
+    let url = format!("{}/v1/models", first.base);
+    let hint = "set workload.model = \"NAME\" in the experiment file";
+    let (status, body) = client::call(http, first, Method::GET, "/v1/models", Duration::from_secs(10))
         .await
-        .with_context(|| format!("{url}: no answer"))??;
-    let body = resp.into_body().collect().await?.to_bytes();
-    let v: serde_json::Value = serde_json::from_slice(&body).with_context(|| format!("{url}: not JSON"))?;
+        .with_context(|| format!("{url}: {hint}"))?;
+    anyhow::ensure!(status.is_success(), "{url} answered {status}; {hint}");
+    let v: serde_json::Value = serde_json::from_slice(&body).with_context(|| format!("{url}: not JSON; {hint}"))?;
     v.pointer("/data/0/id")
         .and_then(|m| m.as_str())
         .map(str::to_owned)
-        .with_context(|| format!("{url} lists no model; set workload.model"))
+        .with_context(|| format!("{url} lists no model; {hint}"))
 }
 
 /// Sends `n` warmup requests (copies of the first request with at most 32
@@ -103,28 +112,44 @@ pub async fn model(configured: Option<&str>, backend: Backend, first_node: &str)
 pub async fn warmup(
     n: u32,
     spec: &RequestSpec,
-    nodes: &[String],
+    nodes: &[Endpoint],
     http: &Http,
-    req: (Backend, bool, &str, Duration),
+    req: (&Arc<BodyTemplate>, Backend, bool, Duration),
 ) -> anyhow::Result<()> {
     if n == 0 {
         return Ok(());
     }
-    let (backend, stream, model, timeout) = req;
+    let (template, backend, stream, timeout) = req;
     let warm = RequestSpec { output_len: spec.output_len.min(32), ..spec.clone() };
-    let body = client::api::body(backend, &warm, model, stream);
+    let body = template.body(&warm);
     // Hold the sender: a closed channel would read as "cancel".
     let (_keep, never) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..n as usize {
-        let send = client::Send { base: nodes[i % nodes.len()].clone(), backend, stream, body: body.clone(), timeout };
+        let send = client::Send {
+            ep: nodes[i % nodes.len()].clone(),
+            template: template.clone(),
+            backend,
+            stream,
+            body: body.clone(),
+            timeout,
+        };
         let (http, never) = (http.clone(), never.clone());
         tasks.spawn(async move { client::send(&http, send, RunClock::new(), never, |_, _| {}).await });
     }
     let mut last_error = None;
     let mut ok = 0;
     while let Some(done) = tasks.join_next().await {
-        match done?.error {
+        let a = done?;
+        if let Some(r) = a.refused {
+            anyhow::bail!(
+                "the server refused the request field {}: {}; {}",
+                r.field,
+                a.error.unwrap_or_default(),
+                r.hint
+            );
+        }
+        match a.error {
             None => ok += 1,
             Some(e) => last_error = Some(e),
         }
