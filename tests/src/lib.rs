@@ -131,23 +131,25 @@ pub struct SimNode {
 impl SimNode {
     /// Starts `sglab sim --port 0 <args>` and waits for its address line.
     pub fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(sglab_bin())
-            .args(["sim", "--host", "127.0.0.1", "--port", "0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start sglab sim");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line).expect("read address line");
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
+        let mut cmd = Command::new(sglab_bin());
+        cmd.args(["sim", "--host", "127.0.0.1", "--port", "0"]).args(args).stderr(Stdio::null());
+        let (url, child) = spawn_listening(&mut cmd, "sglab sim");
         Self { url, child }
     }
+}
+
+/// Spawns `cmd` and reads its first line, `listening on URL`.
+fn spawn_listening(cmd: &mut Command, what: &str) -> (String, Child) {
+    let mut child =
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("start {what}: {e}"));
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line).expect("read address line");
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("{what}: unexpected first line {line:?}"))
+        .to_owned();
+    (url, child)
 }
 
 impl SimNode {
@@ -320,21 +322,9 @@ impl PyServer {
     /// Runs `python tests/fixtures/<script> <args>` and waits for its address line.
     pub fn start(script: &str, args: &[&str]) -> Self {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(script);
-        let mut child = Command::new(router_python())
-            .arg(&path)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", path.display()));
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line).expect("read address line");
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("{script}: unexpected first line {line:?}"))
-            .to_owned();
+        let mut cmd = Command::new(router_python());
+        cmd.arg(&path).args(args).stderr(Stdio::inherit());
+        let (url, child) = spawn_listening(&mut cmd, script);
         Self { url, child }
     }
 }
