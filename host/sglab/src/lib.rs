@@ -17,5 +17,6 @@ pub mod poller;
 pub mod report;
 pub mod results;
 pub mod run;
+pub mod signals;
 pub mod sim;
 pub mod tokenizer;

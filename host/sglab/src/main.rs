@@ -41,12 +41,17 @@ fn done(r: anyhow::Result<()>) -> ExitCode {
 
 fn main() -> ExitCode {
     // Like other command-line tools, end quietly when stdout is a closed pipe
-    // (`sglab compare ... | head`).
-    // SAFETY: resetting a signal disposition to the default at start-up,
-    // before any thread exists.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    // (`sglab compare ... | head`). Except `sglab run`: it keeps SIGPIPE
+    // ignored, so that a closed stdout never kills it before its nodes are
+    // stopped and its files written (its reports drop what cannot be printed).
+    let is_run = std::env::args_os().nth(1).is_some_and(|a| a == "run");
+    if !is_run {
+        // SAFETY: resetting a signal disposition to the default at start-up,
+        // before any thread exists.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
     }
     let filter = EnvFilter::try_from_env("SGLAB_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();

@@ -121,32 +121,97 @@ async fn ready_once(http: &Http, ep: &Endpoint, rule: &Readiness) -> anyhow::Res
             if probe(http, ep, p).await? {
                 Ok(())
             } else {
-                bail!("GET {p} (ready_path) answered 404 Not Found")
+                bail!("GET {p} answered 404 Not Found")
             }
         }
     }
 }
 
-/// Waits until the node passes its readiness rule.
-async fn await_ready(ep: &Endpoint, rule: &Readiness, timeout: Duration) -> anyhow::Result<()> {
+/// Signals seen so far; a startup wait ends as soon as one arrives.
+pub type Cancel = tokio::sync::watch::Receiver<crate::signals::Received>;
+
+/// Waits until the node passes its readiness rule, or a signal arrives.
+async fn await_ready(ep: &Endpoint, rule: &Readiness, timeout: Duration, mut cancel: Cancel) -> anyhow::Result<()> {
     let http = client::http(1);
     let deadline = Instant::now() + timeout;
     let mut last = anyhow::anyhow!("no answer yet");
     while Instant::now() < deadline {
-        match ready_once(&http, ep, rule).await {
-            Ok(()) => return Ok(()),
-            Err(e) => last = e,
+        tokio::select! {
+            r = ready_once(&http, ep, rule) => match r {
+                Ok(()) => return Ok(()),
+                Err(e) => last = e,
+            },
+            s = crate::signals::first(&mut cancel) => bail!("interrupted by {} while waiting for it", s.name()),
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            s = crate::signals::first(&mut cancel) => bail!("interrupted by {} while waiting for it", s.name()),
+        }
     }
     Err(last.context(format!("not ready after {:.0} s", timeout.as_secs_f64())))
 }
 
-async fn launch_sim(name: &str, args: &[String], log_path: &Path, timeout: Duration) -> anyhow::Result<Node> {
+/// Waits for readiness while watching the process: one that exits during
+/// startup fails its node at once.
+async fn ready_or_exit(
+    child: &mut Child,
+    ep: &Endpoint,
+    rule: &Readiness,
+    (timeout, cancel): (Duration, Cancel),
+) -> anyhow::Result<()> {
+    tokio::select! {
+        r = await_ready(ep, rule, timeout, cancel) => r,
+        st = child.wait() => match st {
+            Ok(st) => bail!("the process exited during startup ({st})"),
+            Err(e) => bail!("the process could not be watched: {e}"),
+        },
+    }
+}
+
+/// Makes a launched process die with sglab, even when sglab is SIGKILLed
+/// or OOM-killed (Linux: the parent-death signal, set in the child before
+/// exec), and notes its PID in `logs/pids.txt`.
+fn die_with_parent(cmd: &mut Command) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl is async-signal-safe, touches only the calling (child)
+    // process, and allocates nothing between fork and exec. The signal
+    // fires when the spawning thread exits: tokio's worker threads live as
+    // long as the runtime, which is the whole run.
+    #[allow(unsafe_code)]
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+fn record_pid(log_path: &Path, name: &str, child: &Child) {
+    use std::io::Write as _;
+    let (Some(dir), Some(pid)) = (log_path.parent(), child.id()) else { return };
+    tracing::info!(node = name, pid, "launched");
+    let line = format!("{name} {pid}\n");
+    let _ = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("pids.txt"))
+        .and_then(|mut f| f.write_all(line.as_bytes()));
+}
+
+async fn launch_sim(
+    name: &str,
+    args: &[String],
+    log_path: &Path,
+    (timeout, mut cancel): (Duration, Cancel),
+) -> anyhow::Result<Node> {
     let exe = std::env::current_exe().context("cannot find the sglab executable")?;
     let log = std::fs::File::create(log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
     let started = Instant::now();
-    let mut child = Command::new(exe)
+    let mut cmd = Command::new(exe);
+    die_with_parent(&mut cmd);
+    let mut child = cmd
         .arg("sim")
         .args(["--host", "127.0.0.1", "--port", "0"])
         .args(args)
@@ -160,11 +225,20 @@ async fn launch_sim(name: &str, args: &[String], log_path: &Path, timeout: Durat
         .kill_on_drop(true)
         .spawn()
         .context("cannot start `sglab sim`")?;
+    record_pid(log_path, name, &child);
     let stdout = child.stdout.take().expect("piped stdout");
     let mut lines = BufReader::new(stdout).lines();
-    let first = tokio::time::timeout(timeout, lines.next_line()).await;
+    let first = tokio::select! {
+        l = tokio::time::timeout(timeout, lines.next_line()) => Ok(l),
+        s = crate::signals::first(&mut cancel) => Err(s),
+    };
     let url = match first {
-        Ok(Ok(Some(line))) => line.strip_prefix("listening on ").map(str::to_owned),
+        Ok(Ok(Ok(Some(line)))) => line.strip_prefix("listening on ").map(str::to_owned),
+        Err(s) => {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+            bail!("{name}: interrupted by {} while starting", s.name());
+        }
         _ => None,
     };
     let Some(url) = url else {
@@ -180,7 +254,7 @@ async fn launch_sim(name: &str, args: &[String], log_path: &Path, timeout: Durat
         }
     });
     let left = timeout.saturating_sub(started.elapsed());
-    if let Err(e) = await_ready(&Endpoint::plain(url.clone()), &Readiness::Sglang, left).await {
+    if let Err(e) = ready_or_exit(&mut child, &Endpoint::plain(url.clone()), &Readiness::Sglang, (left, cancel)).await {
         let _ = child.start_kill();
         let _ = child.wait().await;
         bail!("{name} at {url}: {e:#}; last lines of {}:\n{}", log_path.display(), tail(log_path, 15));
@@ -206,7 +280,7 @@ async fn launch_process(
     env: &[(&str, String)],
     (ep, rule): (Endpoint, Readiness),
     log_path: &Path,
-    timeout: Duration,
+    wait: (Duration, Cancel),
 ) -> anyhow::Result<Node> {
     let log = std::fs::File::create(log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
     let started = Instant::now();
@@ -219,8 +293,10 @@ async fn launch_process(
         .stderr(log)
         .process_group(0)
         .kill_on_drop(true);
-    let child = cmd.spawn().with_context(|| format!("{name}: cannot start {}", argv.join(" ")))?;
-    if let Err(e) = await_ready(&ep, &rule, timeout).await {
+    die_with_parent(&mut cmd);
+    let mut child = cmd.spawn().with_context(|| format!("{name}: cannot start {}", argv.join(" ")))?;
+    record_pid(log_path, name, &child);
+    if let Err(e) = ready_or_exit(&mut child, &ep, &rule, wait).await {
         terminate(child, Duration::from_secs(5)).await;
         bail!("{name} at {}: {e:#}; last lines of {}:\n{}", ep.base, log_path.display(), tail(log_path, 15));
     }
@@ -269,7 +345,7 @@ fn process_argv(spec: &NodeSpec, r: usize, host: &str, port: u16) -> (Vec<String
 impl Nodes {
     /// Starts or attaches every node of `exp`, in order. On failure, what
     /// was started is stopped.
-    pub async fn start(exp: &Experiment, logs_dir: &Path) -> anyhow::Result<Nodes> {
+    pub async fn start(exp: &Experiment, logs_dir: &Path, cancel: Cancel) -> anyhow::Result<Nodes> {
         let mut nodes = Nodes::default();
         let mut launches = Vec::new();
         for spec in &exp.nodes {
@@ -281,6 +357,7 @@ impl Nodes {
         let mut pending = Vec::new();
         for (i, &(spec, r)) in launches.iter().enumerate() {
             let timeout = Duration::from_secs_f64(spec.startup_timeout());
+            let wait = (timeout, cancel.clone());
             let rule = Readiness::of(spec, exp.workload.backend);
             let headers = client::node_headers(spec.api_key_env.as_deref(), &spec.headers, &exp.client, "nodes")
                 .map_err(|(k, m)| anyhow::anyhow!("{k}: {m}"))?;
@@ -299,16 +376,16 @@ impl Nodes {
                     let ep = Endpoint { base: format!("http://{host}:{port}"), headers };
                     pending.push((
                         i,
-                        tokio::spawn(async move {
-                            launch_process(&name, label, &argv, &env, (ep, rule), &log, timeout).await
-                        }),
+                        tokio::spawn(
+                            async move { launch_process(&name, label, &argv, &env, (ep, rule), &log, wait).await },
+                        ),
                     ));
                 }
                 Launch::Sim => {
                     let name = format!("sim-{i}");
                     let log = logs_dir.join(format!("{name}.log"));
                     let args = spec.args.clone();
-                    pending.push((i, tokio::spawn(async move { launch_sim(&name, &args, &log, timeout).await })));
+                    pending.push((i, tokio::spawn(async move { launch_sim(&name, &args, &log, wait).await })));
                 }
                 Launch::Url => {
                     let url = spec.url.clone().expect("validated").trim_end_matches('/').to_owned();
@@ -317,7 +394,9 @@ impl Nodes {
                     pending.push((
                         i,
                         tokio::spawn(async move {
-                            await_ready(&ep, &rule, timeout).await.with_context(|| format!("{name} at {url}"))?;
+                            await_ready(&ep, &rule, wait.0, wait.1)
+                                .await
+                                .with_context(|| format!("{name} at {url}"))?;
                             Ok(Node { name, url, kind: "url", startup_s: None, log: None, headers, child: None })
                         }),
                     ));
@@ -390,7 +469,7 @@ impl Nodes {
 
     /// Launches the real sglang-router in front of the nodes and waits for
     /// its `/readiness`.
-    pub async fn start_router(&mut self, routing: &Routing, logs_dir: &Path) -> anyhow::Result<()> {
+    pub async fn start_router(&mut self, routing: &Routing, logs_dir: &Path, cancel: Cancel) -> anyhow::Result<()> {
         let python = routing
             .python
             .clone()
@@ -412,38 +491,28 @@ impl Nodes {
             .stderr(log)
             .process_group(0)
             .kill_on_drop(true);
-        let child = cmd
+        die_with_parent(&mut cmd);
+        let mut child = cmd
             .spawn()
             .with_context(|| format!("cannot start sglang-router with {python} (pip install sglang-router)"))?;
+        record_pid(&log_path, "sglang-router", &child);
         let url = format!("http://127.0.0.1:{port}");
-        let deadline = started + Duration::from_secs(60);
-        let mut last = anyhow::anyhow!("no answer yet");
-        let (http, ep) = (client::http(1), Endpoint::plain(url.clone()));
-        while Instant::now() < deadline {
-            match probe(&http, &ep, "/readiness").await {
-                Ok(false) => last = anyhow::anyhow!("GET /readiness answered 404 Not Found"),
-                Err(e) => last = e,
-                Ok(true) => {
-                    self.router = Some(Node {
-                        name: format!("sglang-router ({})", routing.policy),
-                        url,
-                        kind: "sglang-router",
-                        startup_s: Some(started.elapsed().as_secs_f64()),
-                        log: Some(log_path),
-                        headers: Arc::default(),
-                        child: Some(child),
-                    });
-                    return Ok(());
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        let ep = Endpoint::plain(url.clone());
+        let rule = Readiness::Path("/readiness".to_owned());
+        if let Err(e) = ready_or_exit(&mut child, &ep, &rule, (Duration::from_secs(60), cancel)).await {
+            terminate(child, Duration::from_secs(2)).await;
+            bail!("sglang-router at {url}: {e:#}; last lines of {}:\n{}", log_path.display(), tail(&log_path, 15));
         }
-        terminate(child, Duration::from_secs(2)).await;
-        bail!(
-            "sglang-router at {url}: {last:#} after 60 s; last lines of {}:\n{}",
-            log_path.display(),
-            tail(&log_path, 15)
-        )
+        self.router = Some(Node {
+            name: format!("sglang-router ({})", routing.policy),
+            url,
+            kind: "sglang-router",
+            startup_s: Some(started.elapsed().as_secs_f64()),
+            log: Some(log_path),
+            headers: Arc::default(),
+            child: Some(child),
+        });
+        Ok(())
     }
 }
 

@@ -30,6 +30,20 @@ pub fn create_dir(root: &Path, name: &str, stamp: &str) -> anyhow::Result<PathBu
     unreachable!("the loop returns")
 }
 
+/// Writes `bytes` to `path` whole or not at all: to a temporary name in the
+/// same directory, then renamed over `path` (a full disk or a crash never
+/// leaves half a file).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("writing {}", path.display()));
+    }
+    Ok(())
+}
+
 /// Writes records to `requests.csv` on its own thread, flushing whenever it
 /// has caught up, and hands all records back at the end — without their
 /// token events, which are folded into [`TokenStats`] as each record is

@@ -6,6 +6,24 @@
 //! nodes, write the summary. Records are streamed to `requests.csv` as
 //! requests finish, so nothing is lost if the run fails part-way.
 
+/// Reports to stdout. A closed stdout (`sglab run ... | head`) must not
+/// end the run early or panic it: the run goes on and writes its files, and
+/// what could not be printed is dropped.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// [`say!`] without the newline.
+macro_rules! say_raw {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($t)*);
+    }};
+}
+
 mod driver;
 mod prepare;
 mod sweep;
@@ -166,7 +184,7 @@ pub fn main(args: RunArgs) -> ExitCode {
         for p in points {
             let label = p.label.clone();
             match ready(p.loaded) {
-                Ok(r) => println!("{}", check_line(&r, &label)),
+                Ok(r) => say!("{}", check_line(&r, &label)),
                 Err(e) => {
                     eprintln!("error: {e}");
                     return ExitCode::from(2);
@@ -179,6 +197,15 @@ pub fn main(args: RunArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // From here on SIGINT, SIGTERM and SIGHUP stop the run through its one
+    // shutdown path (node startup included) instead of killing the process.
+    let sig = match rt.block_on(async { crate::signals::watch() }) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot install signal handlers: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -204,7 +231,7 @@ pub fn main(args: RunArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let result = rt.block_on(execute(r, args.quiet, dir, None, args.keep_servers, args.trace_decisions)).map(
+        let result = rt.block_on(execute(r, args.quiet, dir, None, args.keep_servers, args.trace_decisions, &sig)).map(
             |(end, nodes)| {
                 if let Some(n) = nodes {
                     keep_running(&n);
@@ -215,16 +242,16 @@ pub fn main(args: RunArgs) -> ExitCode {
         );
         return exit_code(result);
     }
-    sweep::run(&rt, points, args.quiet, args.resume, args.keep_servers, args.trace_decisions)
+    sweep::run(&rt, points, args.quiet, args.resume, args.keep_servers, args.trace_decisions, &sig)
 }
 
 /// `--keep-servers`: leaves the launched nodes running and says how to
 /// reach and stop them.
 fn keep_running(nodes: &Nodes) {
-    println!("\nservers kept running (reuse them with --url):");
+    say!("\nservers kept running (reuse them with --url):");
     for n in &nodes.list {
         let pid = nodes.pid(n).map(|p| format!("  (stop: kill -TERM -{p})")).unwrap_or_default();
-        println!("  {} {}{pid}", n.name, n.url);
+        say!("  {} {}{pid}", n.name, n.url);
     }
 }
 
@@ -232,7 +259,7 @@ fn exit_code(r: anyhow::Result<RunEnd>) -> ExitCode {
     match r {
         Ok(RunEnd::Completed) => ExitCode::SUCCESS,
         Ok(RunEnd::Failed) => ExitCode::FAILURE,
-        Ok(RunEnd::Interrupted) => ExitCode::from(130),
+        Ok(RunEnd::Interrupted(s)) => ExitCode::from(s.exit_code()),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -247,8 +274,8 @@ pub enum RunEnd {
     Completed,
     /// A plugin failed.
     Failed,
-    /// Interrupted by the user.
-    Interrupted,
+    /// Interrupted by a signal (exit code 128 + its number).
+    Interrupted(crate::signals::Signal),
 }
 
 /// Schedule lag (arrival - scheduled, ms) of every arrived request.
@@ -267,6 +294,7 @@ async fn execute(
     reuse: Option<Nodes>,
     keep: bool,
     trace: bool,
+    sig: &tokio::sync::watch::Receiver<crate::signals::Received>,
 ) -> anyhow::Result<(RunEnd, Option<Nodes>)> {
     let Ready { cfg, load, mut plugins, clock } = r;
     let trace = if trace {
@@ -288,13 +316,16 @@ async fn execute(
             n.flush_caches().await;
             n
         }
-        None => Nodes::start(exp, &dir.join("logs")).await?,
+        None => match Nodes::start(exp, &dir.join("logs"), sig.clone()).await {
+            Ok(n) => n,
+            Err(e) => return startup_failed(&dir, &load, exp, e, sig),
+        },
     };
     if exp.routing.mode == sglab_core::config::RoutingMode::SglangRouter
-        && let Err(e) = nodes.start_router(&exp.routing, &dir.join("logs")).await
+        && let Err(e) = nodes.start_router(&exp.routing, &dir.join("logs"), sig.clone()).await
     {
         nodes.stop().await;
-        return Err(e);
+        return startup_failed(&dir, &load, exp, e, sig);
     }
     let endpoints = nodes.dispatch_endpoints();
     let node_info = serde_json::to_value(&nodes.list)?;
@@ -325,11 +356,16 @@ async fn execute(
         .context("warmup")?;
         anyhow::Ok(template)
     };
-    let template = match prepared.await {
-        Ok(m) => m,
+    let mut sig_rx = sig.clone();
+    let prepared = tokio::select! {
+        r = prepared => r,
+        s = crate::signals::first(&mut sig_rx) => Err(anyhow::anyhow!("interrupted by {} before the first request", s.name())),
+    };
+    let template = match prepared {
+        Ok(t) => t,
         Err(e) => {
             nodes.stop().await;
-            return Err(e);
+            return startup_failed(&dir, &load, exp, e, sig);
         }
     };
 
@@ -381,9 +417,21 @@ async fn execute(
     let started_wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
     let cpu_at_start = process_cpu_s();
     let driver = std::thread::Builder::new().name("sglab-dispatch".into()).spawn(move || driver::run(input, tx, rx))?;
+    let mut sig_rx = sig.clone();
     let signals = tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        let _ = interrupt.send(driver::Event::Interrupt);
+        // Every signal reaches the driver: the first stops the run, a later
+        // one also cancels what is in flight.
+        let mut seen = 0;
+        loop {
+            let r = *sig_rx.borrow_and_update();
+            if let Some(s) = r.first.filter(|_| r.count > seen) {
+                seen = r.count;
+                let _ = interrupt.send(driver::Event::Interrupt(s));
+            }
+            if sig_rx.changed().await.is_err() {
+                return;
+            }
+        }
     });
     let out = tokio::task::spawn_blocking(move || driver.join())
         .await?
@@ -430,7 +478,7 @@ async fn execute(
     let (status, end) = match &out.stop {
         None => ("ok", RunEnd::Completed),
         Some(driver::Stop::Rule(_)) => ("stopped", RunEnd::Completed),
-        Some(driver::Stop::Interrupted) => ("interrupted", RunEnd::Interrupted),
+        Some(driver::Stop::Interrupted(s)) => ("interrupted", RunEnd::Interrupted(*s)),
         Some(driver::Stop::Failure(_)) => ("failed", RunEnd::Failed),
     };
     // The plugins' share of this process's CPU time during the run (plugin
@@ -463,14 +511,13 @@ async fn execute(
         },
         "metrics": summary,
     });
-    std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(&doc)? + "\n")
-        .context("writing summary.json")?;
+    results::write_atomic(&dir.join("summary.json"), (serde_json::to_string_pretty(&doc)? + "\n").as_bytes())?;
     if let Err(e) = crate::report::generate(&dir) {
         tracing::warn!("plots and report.html not written: {e:#}");
     }
-    print!("{}", results::table(&summary));
+    say_raw!("{}", results::table(&summary));
     if let Some(l) = &lag {
-        println!(
+        say!(
             "schedule lag p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms{}",
             l.p50,
             l.p99,
@@ -478,7 +525,7 @@ async fn execute(
             if degraded { "  (DEGRADED: p99 over client.max_schedule_lag_ms)" } else { "" }
         );
     }
-    println!("\nresults: {}", dir.display());
+    say!("\nresults: {}", dir.display());
     match &out.stop {
         Some(driver::Stop::Rule(r)) => eprintln!("note: dispatch stopped early: {r}"),
         Some(s) => {
@@ -494,6 +541,52 @@ async fn execute(
         );
     }
     Ok((end, nodes))
+}
+
+/// Startup failed (a node did not start, the model lookup or the warm-up
+/// failed, or a signal came first): every request is recorded as
+/// cancelled and a summary says why, then the run ends with exit 1, or
+/// 128 + N for a signal.
+fn startup_failed(
+    dir: &std::path::Path,
+    load: &prepare::Workload,
+    exp: &sglab_core::config::Experiment,
+    e: anyhow::Error,
+    sig: &tokio::sync::watch::Receiver<crate::signals::Received>,
+) -> anyhow::Result<(RunEnd, Option<Nodes>)> {
+    let reason = format!("{e:#}");
+    let end = match sig.borrow().first {
+        Some(s) => RunEnd::Interrupted(s),
+        None => RunEnd::Failed,
+    };
+    let writer = RecordWriter::create(&dir.join("requests.csv"), None)?;
+    let tx = writer.sender();
+    let first_line = reason.lines().next().unwrap_or_default();
+    for s in load.specs.iter() {
+        let rec = sglab_core::record::RequestRecord::unsent(
+            s.id,
+            (s.input_len(), s.output_len),
+            None,
+            sglab_core::record::Status::Cancelled,
+            format!("not sent: the run did not start: {first_line}"),
+        );
+        let _ = tx.send(rec);
+    }
+    drop(tx);
+    let (records, tokens) = writer.finish()?;
+    let summary = Summary::from_parts(&records, &exp.slo, tokens);
+    let doc = json!({
+        "experiment": exp.experiment.name,
+        "run_dir": dir,
+        "status": if matches!(end, RunEnd::Failed) { "failed" } else { "interrupted" },
+        "stop_reason": reason,
+        "seed": exp.experiment.seed,
+        "metrics": summary,
+    });
+    results::write_atomic(&dir.join("summary.json"), (serde_json::to_string_pretty(&doc)? + "\n").as_bytes())?;
+    eprintln!("error: {reason}");
+    eprintln!("every request is recorded (as not sent) in {}", dir.join("requests.csv").display());
+    Ok((end, None))
 }
 
 /// User + system CPU time of this process so far, seconds.

@@ -23,6 +23,7 @@ use tokio::sync::watch;
 use crate::client::body::BodyTemplate;
 use crate::client::{self, Attempt, Endpoint, Http};
 use crate::plugin::{RunClock, WasmBatcher, WasmRouter};
+use crate::signals::Signal;
 
 /// What request tasks (and the signal handler) tell the driver.
 #[derive(Debug)]
@@ -43,8 +44,8 @@ pub enum Event {
         /// What happened.
         attempt: Attempt,
     },
-    /// The user asked to stop (Ctrl-C / SIGTERM).
-    Interrupt,
+    /// A signal asked the run to stop (SIGINT, SIGTERM, SIGHUP).
+    Interrupt(Signal),
 }
 
 /// Everything the driver needs.
@@ -91,8 +92,8 @@ pub struct Input {
 pub enum Stop {
     /// A plugin failed (the run failed).
     Failure(String),
-    /// The user interrupted the run.
-    Interrupted,
+    /// A signal interrupted the run.
+    Interrupted(Signal),
     /// A configured stop rule (`max_duration_s`, `max_errors`) ended it.
     Rule(String),
 }
@@ -102,7 +103,7 @@ impl Stop {
     pub fn reason(&self) -> String {
         match self {
             Stop::Failure(r) | Stop::Rule(r) => r.clone(),
-            Stop::Interrupted => "interrupted by the user".to_owned(),
+            Stop::Interrupted(s) => format!("interrupted by {}", s.name()),
         }
     }
 }
@@ -239,6 +240,10 @@ impl Driver {
             };
             self.next += 1;
             if let Err(e) = self.disp.arrive(info, &mut self.input.batcher) {
+                // It arrived but the batcher never took it: record it here,
+                // since it is in neither the queue nor the unsent rest.
+                let rec = self.unsent(id, Status::Cancelled, format!("not sent: {e}"));
+                self.record(rec);
                 self.fail(e);
             }
         }
@@ -325,7 +330,16 @@ impl Driver {
                 };
                 self.record(rec);
             }
-            Event::Interrupt => self.stop(Stop::Interrupted, true),
+            Event::Interrupt(sig) => {
+                if self.stop.is_some() {
+                    // Already stopping (a plugin failed, a rule, an earlier
+                    // signal): a signal now cancels what is still in flight.
+                    tracing::warn!("{}: cancelling {} request(s) in flight", sig.name(), self.disp.in_flight());
+                    let _ = self.cancel.send(true);
+                } else {
+                    self.stop(Stop::Interrupted(sig), true);
+                }
+            }
         }
     }
 
@@ -372,6 +386,8 @@ impl Driver {
         let events = self.events.clone();
         let cancel = self.cancel.subscribe();
         self.input.runtime.spawn(async move {
+            // Reports Done even if this task panics, so the run never waits for it.
+            let mut guard = DoneGuard { id, backend, clock: clock.clone(), events: Some(events.clone()) };
             let body = template.body(&specs[id as usize]);
             let ft = events.clone();
             let on_first = move |to_server, at| {
@@ -379,6 +395,7 @@ impl Driver {
             };
             let req = client::Send { ep, template, backend, stream, body, timeout };
             let attempt = client::send(&http, req, clock, cancel, on_first).await;
+            guard.events = None;
             let _ = events.send(Event::Done { id, attempt });
         });
     }
@@ -393,6 +410,25 @@ impl Driver {
             Schedule::ClosedLoop { .. } => self.think.peek().map(|Reverse(t)| *t),
         };
         [arrival, self.disp.next_wake(), self.input.max_duration].into_iter().flatten().min()
+    }
+}
+
+/// Sends an error `Done` for a request task that ended without one (it panicked).
+struct DoneGuard {
+    id: u64,
+    backend: Backend,
+    clock: RunClock,
+    events: Option<Sender<Event>>,
+}
+
+impl Drop for DoneGuard {
+    fn drop(&mut self) {
+        if let Some(events) = self.events.take() {
+            let now = self.clock.now_ns();
+            let mut attempt = client::StreamState::new(self.backend, now).attempt;
+            attempt.error = Some("internal error: the request task panicked".to_owned());
+            let _ = events.send(Event::Done { id: self.id, attempt });
+        }
     }
 }
 

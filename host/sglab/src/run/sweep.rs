@@ -151,6 +151,15 @@ fn plot_vs_rate(base: &Path, points: &[Point], done: &[(usize, PathBuf)], keys: 
     Ok(())
 }
 
+/// A point that ran to its end (`summary.json` with status ok or stopped):
+/// `--resume` skips it. Failed and interrupted points run again.
+fn completed(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("summary.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .is_some_and(|v| matches!(v["status"].as_str(), Some("ok" | "stopped")))
+}
+
 /// Runs every point; returns the exit code (the worst point's). Nodes are
 /// kept running from one point to the next while their `[[nodes]]` config
 /// does not change (their caches are flushed in between).
@@ -161,6 +170,7 @@ pub fn run(
     resume: Option<PathBuf>,
     keep_servers: bool,
     trace: bool,
+    sig: &tokio::sync::watch::Receiver<crate::signals::Received>,
 ) -> ExitCode {
     let first = &points[0].loaded.exp;
     let base = match resume {
@@ -186,12 +196,12 @@ pub fn run(
     let mut running: Option<crate::nodes::Nodes> = None;
     for (i, p) in points.iter().enumerate() {
         let dir = base.join(dir_name(i, &p.label));
-        if dir.join("summary.json").is_file() {
-            println!("== point {}/{total} ({}): done before, skipped", i + 1, p.label);
+        if completed(&dir) {
+            say!("== point {}/{total} ({}): done before, skipped", i + 1, p.label);
             done.push((i, dir));
             continue;
         }
-        println!("== point {}/{total}: {}", i + 1, p.label);
+        say!("== point {}/{total}: {}", i + 1, p.label);
         let _ = std::fs::remove_dir_all(&dir);
         if let Err(e) = std::fs::create_dir_all(dir.join("logs")) {
             eprintln!("error: cannot create {}: {e}", dir.display());
@@ -205,17 +215,13 @@ pub fn run(
             }
         };
         // Keep the nodes for the next point that will run, when its nodes are the same.
-        let next = points
-            .iter()
-            .enumerate()
-            .skip(i + 1)
-            .find(|(j, q)| !base.join(dir_name(*j, &q.label)).join("summary.json").is_file());
+        let next = points.iter().enumerate().skip(i + 1).find(|(j, q)| !completed(&base.join(dir_name(*j, &q.label))));
         let keep = match next {
             Some((_, q)) => q.loaded.exp.nodes == p.loaded.exp.nodes,
             None => keep_servers,
         };
         let reuse = running.take();
-        let end = rt.block_on(execute(r, quiet, dir.clone(), reuse, keep, trace)).map(|(end, nodes)| {
+        let end = rt.block_on(execute(r, quiet, dir.clone(), reuse, keep, trace, sig)).map(|(end, nodes)| {
             running = nodes;
             end
         });
@@ -226,7 +232,7 @@ pub fn run(
         match end {
             Ok(RunEnd::Completed) => {}
             Ok(RunEnd::Failed) => code = ExitCode::FAILURE,
-            Ok(RunEnd::Interrupted) => {
+            Ok(RunEnd::Interrupted(s)) => {
                 if let Some(n) = running.take() {
                     rt.block_on(async move {
                         let mut n = n;
@@ -234,7 +240,7 @@ pub fn run(
                     });
                 }
                 eprintln!("sweep interrupted; continue with --resume {}", base.display());
-                return ExitCode::from(130);
+                return ExitCode::from(s.exit_code());
             }
             Err(e) => {
                 eprintln!("error: point {} failed: {e:#}", p.label);
@@ -256,6 +262,6 @@ pub fn run(
             });
         }
     }
-    println!("\nsweep: {} points in {}; table: {}", total, base.display(), base.join("sweep.csv").display());
+    say!("\nsweep: {} points in {}; table: {}", total, base.display(), base.join("sweep.csv").display());
     code
 }

@@ -1,0 +1,239 @@
+//! Reliability: every way a run can end (a plugin trap, SIGINT, SIGTERM,
+//! SIGHUP, a closed stdout, a failed or interrupted node startup, SIGKILL)
+//! ends with the documented exit code, one row per request, and no process
+//! left. Waits are for conditions (rows on disk, PIDs noted), bounded in time.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use sglab_tests::*;
+
+/// Polls `cond` every 20 ms for at most `limit`.
+fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits for the child to exit, at most `limit` (then kills it and fails).
+fn exit_within(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("sglab did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn the_run(dir: &Path, name: &str) -> Option<PathBuf> {
+    let parent = dir.join("results").join(name);
+    std::fs::read_dir(parent).ok()?.next().map(|e| e.unwrap().path())
+}
+
+fn rows(run: &Path) -> usize {
+    std::fs::read_to_string(run.join("requests.csv")).map(|t| t.lines().count().saturating_sub(1)).unwrap_or(0)
+}
+
+/// The PIDs sglab noted in `logs/pids.txt`.
+fn pids(run: &Path) -> Vec<i32> {
+    std::fs::read_to_string(run.join("logs/pids.txt"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect()
+}
+
+fn alive(pid: i32) -> bool {
+    // A zombie has exited; only its entry is left until it is reaped.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')))
+        .unwrap_or(false)
+}
+
+fn spawn_run(dir: &Path, file: &Path, mark: &str, extra: &[&str]) -> Child {
+    sglab(dir)
+        .arg("run")
+        .arg(file)
+        .arg("--quiet")
+        .args(extra)
+        .env("SGLAB_TEST_MARK", mark)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+const SIMS: &str = "[[nodes]]\nlaunch = \"sim\"\nreplicas = 2\nargs = [\"--profile\", \"fixed\", \"--ttft-ms\", \"5\", \"--itl-ms\", \"5\"]\n";
+
+#[test]
+fn a_batcher_that_traps_on_arrival_ends_the_run_with_every_record() {
+    let s = Scratch::new("trap");
+    let plugin = env!("SGLAB_TEST_PLUGIN_TRAP");
+    let file = s.write(
+        "trap.toml",
+        &experiment(
+            "trap",
+            &format!(
+                "[workload]\nnum_requests = 20\ninput_len = 16\noutput_len = 40\n\n[arrival]\nprocess = \"constant\"\nrate = 100.0\n\n\
+                 {SIMS}\n[batching]\nplugin = \"{plugin}\"\nconfig = {{ panic_at = 5 }}\n"
+            ),
+        ),
+    );
+    let mark = format!("trap-{}", std::process::id());
+    let mut child = spawn_run(&s.path, &file, &mark, &[]);
+    let st = exit_within(&mut child, Duration::from_secs(60));
+    let err = String::from_utf8_lossy(&child.wait_with_output().unwrap().stderr).into_owned();
+    assert_eq!(st.code(), Some(1), "{err}");
+    assert!(err.contains("batching plugin 'trap' failed in on-arrival: trapped"), "{err}");
+    let run = run_dir(&s.path, "trap");
+    let csv = read_csv(&run.join("requests.csv"));
+    assert_eq!(csv.rows.len(), 20, "one row per request");
+    let r5 = csv.rows.iter().find(|r| r["req_id"] == "5").expect("request 5 has a row");
+    assert_eq!(r5["status"], "cancelled");
+    assert!(r5["error"].starts_with("not sent: batching plugin 'trap' failed in on-arrival"), "{r5:?}");
+    assert_eq!(summary(&run)["status"], "failed");
+    assert!(marked_processes(&mark).is_empty(), "left behind: {:?}", marked_processes(&mark));
+}
+
+#[test]
+fn sigterm_and_sighup_stop_the_run_like_sigint_with_their_exit_codes() {
+    for (sig, code, name) in [(libc::SIGTERM, 143, "sigterm"), (libc::SIGHUP, 129, "sighup")] {
+        let s = Scratch::new(name);
+        let file = s.write(
+            "exp.toml",
+            &experiment(
+                name,
+                &format!(
+                    "[workload]\nnum_requests = 300\ninput_len = 64\noutput_len = 100\n\n[arrival]\nprocess = \"constant\"\nrate = 30.0\n\n{SIMS}"
+                ),
+            ),
+        );
+        let mark = format!("{name}-{}", std::process::id());
+        let mut child = spawn_run(&s.path, &file, &mark, &[]);
+        wait_until(Duration::from_secs(60), "10 finished requests", || {
+            the_run(&s.path, name).is_some_and(|r| rows(&r) >= 10)
+        });
+        let nodes = pids(&the_run(&s.path, name).unwrap());
+        assert_eq!(nodes.len(), 2, "both sim nodes noted their PIDs");
+        // SAFETY: signalling the child we spawned.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, sig);
+        }
+        let st = exit_within(&mut child, Duration::from_secs(30));
+        assert_eq!(st.code(), Some(code), "{name}");
+        let run = run_dir(&s.path, name);
+        let csv = read_csv(&run.join("requests.csv"));
+        assert_eq!(csv.rows.len(), 300, "{name}: every request is recorded");
+        assert!(csv.rows.iter().any(|r| r["status"] == "cancelled"));
+        assert_eq!(summary(&run)["status"], "interrupted");
+        assert!(summary(&run)["stop_reason"].as_str().unwrap().contains(&name.to_uppercase()));
+        assert!(nodes.iter().all(|&p| !alive(p)), "{name}: nodes left running: {nodes:?}");
+        assert!(marked_processes(&mark).is_empty(), "{name}: left behind: {:?}", marked_processes(&mark));
+    }
+}
+
+fn never_ready(s: &Scratch, name: &str, command: &str) -> PathBuf {
+    s.write(
+        "exp.toml",
+        &experiment(
+            name,
+            &format!(
+                "[workload]\nnum_requests = 7\n\n[[nodes]]\nlaunch = \"command\"\ncommand = {command}\nstartup_timeout_s = 300\n"
+            ),
+        ),
+    )
+}
+
+#[test]
+fn a_signal_during_node_startup_stops_it_at_once_and_records_every_request() {
+    let s = Scratch::new("startsig");
+    let file = never_ready(&s, "startsig", r#"["python3", "-c", "import time; time.sleep(300)"]"#);
+    let mark = format!("startsig-{}", std::process::id());
+    let mut child = spawn_run(&s.path, &file, &mark, &[]);
+    wait_until(Duration::from_secs(30), "the node's PID", || {
+        the_run(&s.path, "startsig").is_some_and(|r| !pids(&r).is_empty())
+    });
+    let node = pids(&the_run(&s.path, "startsig").unwrap());
+    let t0 = Instant::now();
+    // SAFETY: signalling the child we spawned.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    let st = exit_within(&mut child, Duration::from_secs(15));
+    assert!(t0.elapsed() < Duration::from_secs(10), "took {:?} (startup_timeout_s is 300)", t0.elapsed());
+    assert_eq!(st.code(), Some(130));
+    let run = run_dir(&s.path, "startsig");
+    let csv = read_csv(&run.join("requests.csv"));
+    assert_eq!(csv.rows.len(), 7);
+    assert!(csv.rows.iter().all(|r| r["status"] == "cancelled" && r["error"].contains("interrupted by SIGINT")));
+    assert_eq!(summary(&run)["status"], "interrupted");
+    assert!(node.iter().all(|&p| !alive(p)), "the node is still running: {node:?}");
+}
+
+#[test]
+fn a_launched_process_that_exits_during_startup_fails_its_node_at_once() {
+    let s = Scratch::new("exits");
+    let file = never_ready(&s, "exits", r#"["sh", "-c", "echo no GPU here >&2; exit 3"]"#);
+    let t0 = Instant::now();
+    let out = run_experiment(&s.path, &file, &[]);
+    assert!(t0.elapsed() < Duration::from_secs(20), "took {:?} (startup_timeout_s is 300)", t0.elapsed());
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("the process exited during startup (exit status: 3)") && err.contains("no GPU here"), "{err}");
+    let run = run_dir(&s.path, "exits");
+    assert_eq!(read_csv(&run.join("requests.csv")).rows.len(), 7);
+    assert_eq!(summary(&run)["status"], "failed");
+}
+
+#[test]
+fn launched_nodes_die_with_sglab_even_when_it_is_killed() {
+    let s = Scratch::new("sigkill");
+    let file = s.write(
+        "exp.toml",
+        &experiment(
+            "sigkill",
+            &format!("[workload]\nnum_requests = 300\noutput_len = 100\n\n[arrival]\nprocess = \"constant\"\nrate = 30.0\n\n{SIMS}"),
+        ),
+    );
+    let mark = format!("sigkill-{}", std::process::id());
+    let mut child = spawn_run(&s.path, &file, &mark, &[]);
+    wait_until(Duration::from_secs(60), "5 finished requests", || {
+        the_run(&s.path, "sigkill").is_some_and(|r| rows(&r) >= 5)
+    });
+    let nodes = pids(&the_run(&s.path, "sigkill").unwrap());
+    assert_eq!(nodes.len(), 2);
+    child.kill().unwrap();
+    let _ = child.wait();
+    wait_until(Duration::from_secs(10), "the nodes to die with sglab", || nodes.iter().all(|&p| !alive(p)));
+    assert!(marked_processes(&mark).is_empty(), "left behind: {:?}", marked_processes(&mark));
+}
+
+#[test]
+fn a_closed_stdout_neither_stops_the_run_nor_orphans_its_nodes() {
+    let s = Scratch::new("pipe");
+    let file = s.write(
+        "exp.toml",
+        &experiment(
+            "pipe",
+            &format!("[workload]\nnum_requests = 20\ninput_len = 16\noutput_len = 8\n\n[arrival]\nprocess = \"constant\"\nrate = 50.0\n\n{SIMS}"),
+        ),
+    );
+    let mark = format!("pipe-{}", std::process::id());
+    let mut child = spawn_run(&s.path, &file, &mark, &[]);
+    // `sglab run ... | head -0`: the reader goes away at once.
+    drop(child.stdout.take());
+    let st = exit_within(&mut child, Duration::from_secs(60));
+    assert_eq!(st.code(), Some(0));
+    let run = run_dir(&s.path, "pipe");
+    assert_eq!(read_csv(&run.join("requests.csv")).rows.len(), 20);
+    assert_eq!(summary(&run)["status"], "ok");
+    assert!(marked_processes(&mark).is_empty(), "left behind: {:?}", marked_processes(&mark));
+}
