@@ -237,3 +237,73 @@ fn a_closed_stdout_neither_stops_the_run_nor_orphans_its_nodes() {
     assert_eq!(summary(&run)["status"], "ok");
     assert!(marked_processes(&mark).is_empty(), "left behind: {:?}", marked_processes(&mark));
 }
+
+/// Runs sglab to its end and returns (exit code, stdout+stderr, peak RSS in
+/// KiB of that process, from wait4).
+// The child is reaped with wait4 (for its rusage), which clippy cannot see.
+#[allow(clippy::zombie_processes)]
+fn run_measured(dir: &Path, file: &Path) -> (Option<i32>, String, i64) {
+    let child =
+        sglab(dir).arg("run").arg(file).arg("--quiet").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut stderr = child.stderr.unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
+        s
+    });
+    let mut status = 0;
+    // SAFETY: waiting for our own child; rusage is written by the kernel.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid, "wait4");
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    (code, reader.join().unwrap(), usage.ru_maxrss)
+}
+
+#[test]
+fn runaway_output_and_oversized_events_are_cut_with_their_own_error_kinds() {
+    let s = Scratch::new("runaway");
+    let body = |name: &str, url: &str, extra: &str| {
+        experiment(
+            name,
+            &format!(
+                "[workload]\nnum_requests = 4\ninput_len = 8\noutput_len = 10\nbackend = \"openai-completions\"\n\n\
+                 [arrival]\nprocess = \"closed-loop\"\nconcurrency = 2\n\n[client]\ntimeout_s = 60\n{extra}\n\n[[nodes]]\nurl = \"{url}\"\n"
+            ),
+        )
+    };
+    // 5 more than asked: under the cap (2 x 10), data.
+    let more = PyServer::start("strict_server.py", &["--extra-output", "5", "--itl-ms", "0.2"]);
+    let out = run_experiment(&s.path, &s.write("more.toml", &body("more", &more.url, "")), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let csv = read_csv(&run_dir(&s.path, "more").join("requests.csv"));
+    assert!(csv.rows.iter().all(|r| r["status"] == "ok" && r["decode_length"] == "15"), "{:?}", csv.rows);
+    assert_eq!(summary(&run_dir(&s.path, "more"))["metrics"]["tokens"]["output_length_mismatch"], 4);
+
+    // A stream that never ends is cut at 2 x 10 tokens.
+    let endless = PyServer::start("strict_server.py", &["--extra-output", "-1", "--itl-ms", "0.2"]);
+    let t0 = Instant::now();
+    let out = run_experiment(&s.path, &s.write("endless.toml", &body("endless", &endless.url, "")), &[]);
+    assert!(out.status.success(), "request failures are data: {}", stderr(&out));
+    assert!(t0.elapsed() < Duration::from_secs(30), "took {:?}", t0.elapsed());
+    let csv = read_csv(&run_dir(&s.path, "endless").join("requests.csv"));
+    for r in &csv.rows {
+        assert_eq!((r["status"].as_str(), r["error_kind"].as_str()), ("error", "too_many_tokens"), "{r:?}");
+        assert_eq!(r["decode_length"], "21");
+    }
+
+    // One 64 MiB event: cut at client.max_event_bytes; memory stays small.
+    let big = PyServer::start("strict_server.py", &["--big-event", &(64 << 20).to_string()]);
+    let file = s.write("big.toml", &body("big", &big.url, "max_event_bytes = 1048576"));
+    let (code, err, peak_kib) = run_measured(&s.path, &file);
+    assert_eq!(code, Some(0), "{err}");
+    let csv = read_csv(&run_dir(&s.path, "big").join("requests.csv"));
+    for r in &csv.rows {
+        assert_eq!((r["status"].as_str(), r["error_kind"].as_str()), ("error", "event_too_large"), "{r:?}");
+    }
+    // The plugins' compiled code and the runtime take most of it; before the
+    // cap, two 64 MiB events in flight were buffered whole (> 250 MiB).
+    eprintln!("peak RSS of sglab with 64 MiB events: {peak_kib} KiB");
+    assert!(peak_kib < 100 * 1024, "peak RSS {peak_kib} KiB");
+}

@@ -497,6 +497,13 @@ pub struct Client {
     pub max_errors: u32,
     /// A run whose p99 schedule lag exceeds this is flagged as degraded, ms.
     pub max_schedule_lag_ms: f64,
+    /// A stream that passes this many times the output length asked for is
+    /// cut and recorded as `too_many_tokens` (below it, a longer output is
+    /// data, counted in the summary's output-length mismatch).
+    pub max_output_factor: f64,
+    /// The largest single stream event (or whole non-streamed body) read,
+    /// bytes; a larger one is cut and recorded as `event_too_large`.
+    pub max_event_bytes: u64,
     /// Default `api_key_env` of every node that sets none (`--url` nodes too).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key_env: Option<String>,
@@ -513,11 +520,21 @@ impl Default for Client {
             max_duration_s: 0.0,
             max_errors: 0,
             max_schedule_lag_ms: 1.0,
+            max_output_factor: 2.0,
+            max_event_bytes: 16 << 20,
             api_key_env: None,
             headers: BTreeMap::new(),
         }
     }
 }
+
+/// The most tokens one request may ask for, prompt or output (1,048,576:
+/// above any served context length today, and small enough that a typo
+/// like `input_len = 4000000000` is refused before memory is spent on it).
+pub const MAX_TOKENS: u32 = 1 << 20;
+
+/// The most requests one run may have (10 million).
+pub const MAX_REQUESTS: u32 = 10_000_000;
 
 /// A value that parses but makes no sense.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -564,6 +581,38 @@ mod tests {
         assert_eq!(e.validate().unwrap_err().key, "nodes[1].url");
         e.nodes[1].url = None;
         assert_eq!(e.validate().unwrap_err().key, "nodes[1].replicas");
+    }
+
+    #[test]
+    fn urls_and_limits_are_checked_when_the_file_loads() {
+        for (u, ok) in [
+            ("http://127.0.0.1:30000", true),
+            ("https://api.example.com/v1", true),
+            ("http://[::1]:8080", true),
+            ("http://localhost", true),
+            ("http://127.0.0.1:70000", false),
+            ("http://", false),
+            ("http://[::1", false),
+            ("http://a b:80", false),
+            ("http://host:", false),
+            ("ftp://x", false),
+        ] {
+            let mut e = minimal();
+            e.nodes = vec![NodeSpec::url(u)];
+            assert_eq!(e.validate().is_ok(), ok, "{u}: {:?}", e.validate());
+        }
+        let mut e = minimal();
+        e.nodes = vec![NodeSpec::url("http://127.0.0.1:70000")];
+        assert_eq!(
+            e.validate().unwrap_err().to_string(),
+            "nodes[0].url = \"http://127.0.0.1:70000\": has a port that is not a number in 1..=65535"
+        );
+        let mut e = minimal();
+        e.workload.input_len = 4_000_000_000;
+        assert_eq!(e.validate().unwrap_err().key, "workload.input_len");
+        let mut e = minimal();
+        e.workload.num_requests = Some(MAX_REQUESTS + 1);
+        assert_eq!(e.validate().unwrap_err().key, "workload.num_requests");
     }
 
     #[test]

@@ -35,6 +35,63 @@ impl Status {
     }
 }
 
+/// Why a request did not finish ok, as written in the `error_kind` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The node answered with a non-2xx status.
+    Http,
+    /// The node refused a field of the request body (400/422 naming it).
+    RefusedField,
+    /// The node could not be reached.
+    Connect,
+    /// `client.timeout_s` passed.
+    Timeout,
+    /// The connection broke while the response was read.
+    StreamBroken,
+    /// The stream ended before it was complete (mid-event, or before any
+    /// `finish_reason` or `[DONE]`).
+    StreamCut,
+    /// `[DONE]` came without any `finish_reason`.
+    Truncated,
+    /// An event was not the JSON the backend sends.
+    Malformed,
+    /// The server reported an error inside the stream.
+    ServerError,
+    /// More output than `client.max_output_factor` times the length asked
+    /// for: the stream was cut.
+    TooManyTokens,
+    /// One event (or a whole body) over `client.max_event_bytes`: cut.
+    EventTooLarge,
+    /// Never sent, or cut off, because the run stopped.
+    Cancelled,
+    /// The routing plugin refused it.
+    Rejected,
+    /// sglab itself failed on this request.
+    Internal,
+}
+
+impl ErrorKind {
+    /// Column value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::RefusedField => "refused_field",
+            Self::Connect => "connect",
+            Self::Timeout => "timeout",
+            Self::StreamBroken => "stream_broken",
+            Self::StreamCut => "stream_cut",
+            Self::Truncated => "truncated",
+            Self::Malformed => "malformed",
+            Self::ServerError => "server_error",
+            Self::TooManyTokens => "too_many_tokens",
+            Self::EventTooLarge => "event_too_large",
+            Self::Cancelled => "cancelled",
+            Self::Rejected => "rejected",
+            Self::Internal => "internal",
+        }
+    }
+}
+
 /// Everything recorded about one request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestRecord {
@@ -76,6 +133,8 @@ pub struct RequestRecord {
     /// The prompt length as the client counted it (`input_length` is the
     /// server's count where it reports one).
     pub client_input_length: u32,
+    /// Why it did not finish ok (None when ok).
+    pub error_kind: Option<ErrorKind>,
 }
 
 impl RequestRecord {
@@ -107,6 +166,12 @@ impl RequestRecord {
             requested_output_length: output_length,
             finish_reason: String::new(),
             client_input_length: input_length,
+            error_kind: match status {
+                Status::Ok => None,
+                Status::Rejected => Some(ErrorKind::Rejected),
+                Status::Cancelled => Some(ErrorKind::Cancelled),
+                Status::Error => Some(ErrorKind::Internal),
+            },
         }
     }
 
@@ -129,7 +194,7 @@ impl RequestRecord {
 }
 
 /// The header of `requests.csv`. The first nine columns are fixed by contract.
-pub const CSV_HEADER: &str = "req_id,input_length,decode_length,arrival_time,to_server_time,finish_time,server_latency,total_latency,ttft,first_token_time,node,status,error,scheduled_time,queue_time,tpot,cached_tokens,token_events,ttft_total,itl_mean,itl_p99,retractions,requested_output_length,finish_reason,client_input_length";
+pub const CSV_HEADER: &str = "req_id,input_length,decode_length,arrival_time,to_server_time,finish_time,server_latency,total_latency,ttft,first_token_time,node,status,error,scheduled_time,queue_time,tpot,cached_tokens,token_events,ttft_total,itl_mean,itl_p99,retractions,requested_output_length,finish_reason,client_input_length,error_kind";
 
 fn opt(out: &mut String, v: Option<f64>) {
     if let Some(v) = v {
@@ -252,10 +317,11 @@ impl RequestRecord {
         }
         let _ = write!(
             out,
-            ",{},{},{}",
+            ",{},{},{},{}",
             self.requested_output_length,
             csv_field(&self.finish_reason),
-            self.client_input_length
+            self.client_input_length,
+            self.error_kind.map_or("", ErrorKind::as_str)
         );
         out.push('\n');
     }
@@ -286,6 +352,7 @@ mod tests {
             requested_output_length: 128,
             finish_reason: "stop".into(),
             client_input_length: 510,
+            error_kind: None,
         };
         let mut line = String::new();
         r.write_csv(&mut line);
@@ -301,7 +368,7 @@ mod tests {
         // ITL: 10 ms for token 2, then 20 ms / 2 tokens = 10 ms twice.
         assert!((f(19) - 0.01).abs() < 1e-12 && (f(20) - 0.01).abs() < 1e-12, "{line}");
         assert_eq!(r.itl().len(), 3);
-        assert_eq!(&cols[22..], ["128", "stop", "510"]);
+        assert_eq!(&cols[22..], ["128", "stop", "510", ""]);
     }
 
     #[test]
@@ -309,7 +376,7 @@ mod tests {
         let r = RequestRecord::unsent(9, (5, 7), None, Status::Cancelled, "run stopped: \"x\", y".into());
         let mut line = String::new();
         r.write_csv(&mut line);
-        assert_eq!(line, "9,5,0,,,,,,,,,cancelled,\"run stopped: \"\"x\"\", y\",,,,,0,,,,,7,,5\n");
+        assert_eq!(line, "9,5,0,,,,,,,,,cancelled,\"run stopped: \"\"x\"\", y\",,,,,0,,,,,7,,5,cancelled\n");
     }
 
     #[test]

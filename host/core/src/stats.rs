@@ -461,6 +461,7 @@ mod tests {
             requested_output_length: 5,
             finish_reason: String::new(),
             client_input_length: 10,
+            error_kind: None,
         }
     }
 

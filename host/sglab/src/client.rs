@@ -4,6 +4,9 @@
 
 pub mod api;
 pub mod body;
+mod stream;
+
+pub use stream::{Attempt, StreamState};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
@@ -19,6 +22,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use sglab_core::Nanos;
 use sglab_core::config::{self, Backend};
+use sglab_core::record::ErrorKind;
 use sglab_core::sse::SseDecoder;
 
 use crate::plugin::RunClock;
@@ -156,170 +160,6 @@ pub async fn call(
         .map_err(|_| anyhow::anyhow!("no answer within {:.0} s", timeout.as_secs_f64()))?
 }
 
-/// What happened to one sent request.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Attempt {
-    /// When sending started.
-    pub to_server: Nanos,
-    /// First event carrying a token.
-    pub first_token: Option<Nanos>,
-    /// Final event (`[DONE]`) or the failure.
-    pub finish: Nanos,
-    /// Output tokens (the server's count where it reports one).
-    pub decode_length: u32,
-    /// The server's prompt token count, if reported.
-    pub prompt_tokens: Option<u32>,
-    /// Prefix-cache hit tokens, if reported.
-    pub cached_tokens: Option<u32>,
-    /// Events that carried at least one token.
-    pub token_events: u32,
-    /// None when ok; else the error.
-    pub error: Option<String>,
-    /// The client cancelled it.
-    pub cancelled: bool,
-    /// The node could not be reached at all (connection refused or failed).
-    pub unreachable: bool,
-    /// Retractions the server reported.
-    pub retractions: Option<u32>,
-    /// Every token event: (time, cumulative output tokens).
-    pub token_times: Vec<(Nanos, u32)>,
-    /// Why the server says it stopped.
-    pub finish_reason: Option<String>,
-    /// The server refused a field of the request body (stops the run).
-    pub refused: Option<body::Refusal>,
-}
-
-/// Parses response events into an [`Attempt`] as they arrive.
-#[derive(Debug)]
-pub struct StreamState {
-    /// The attempt so far.
-    pub attempt: Attempt,
-    backend: Backend,
-    done: bool,
-    /// When the last event arrived (a stream without `[DONE]` ends there).
-    last_at: Nanos,
-}
-
-impl StreamState {
-    /// A fresh state for a request sent at `to_server`.
-    pub fn new(backend: Backend, to_server: Nanos) -> Self {
-        Self {
-            attempt: Attempt {
-                to_server,
-                first_token: None,
-                finish: to_server,
-                decode_length: 0,
-                prompt_tokens: None,
-                cached_tokens: None,
-                token_events: 0,
-                error: None,
-                cancelled: false,
-                unreachable: false,
-                retractions: None,
-                token_times: Vec::new(),
-                finish_reason: None,
-                refused: None,
-            },
-            backend,
-            done: false,
-            last_at: to_server,
-        }
-    }
-
-    /// Handles one `data:` payload read at `at`. Returns true when it
-    /// carried the first token.
-    pub fn payload(&mut self, p: &[u8], at: Nanos) -> bool {
-        if self.done || self.attempt.error.is_some() {
-            return false;
-        }
-        if p == b"[DONE]" {
-            self.done = true;
-            self.attempt.finish = at;
-            return false;
-        }
-        self.last_at = at;
-        let ev = match api::parse(self.backend, p) {
-            Ok(ev) => ev,
-            Err(e) => {
-                self.fail(at, e);
-                return false;
-            }
-        };
-        if let Some(err) = ev.error {
-            self.fail(at, format!("server error in stream: {err}"));
-            return false;
-        }
-        let a = &mut self.attempt;
-        a.prompt_tokens = ev.prompt_tokens.or(a.prompt_tokens);
-        a.retractions = ev.retractions.or(a.retractions);
-        a.cached_tokens = ev.cached_tokens.or(a.cached_tokens);
-        a.finish_reason = ev.finish_reason.or(a.finish_reason.take());
-        if !ev.output_event {
-            // A chunk with only `usage` (or only a finish_reason) carries no
-            // token: its count corrects the total, not the token events.
-            if let Some(n) = ev.completion_tokens {
-                a.decode_length = a.decode_length.max(n);
-            }
-            return false;
-        }
-        // Count from the server's cumulative completion_tokens where it
-        // reports them; otherwise one token per event with text.
-        let tokens = match ev.completion_tokens {
-            Some(n) => n.max(a.decode_length),
-            None if ev.has_text => a.decode_length + 1,
-            None => a.decode_length,
-        };
-        if tokens > a.decode_length {
-            a.decode_length = tokens;
-            a.token_events += 1;
-            a.token_times.push((at, tokens));
-            if a.first_token.is_none() {
-                a.first_token = Some(at);
-                return true;
-            }
-        }
-        false
-    }
-
-    fn fail(&mut self, at: Nanos, msg: String) {
-        self.attempt.finish = at;
-        self.attempt.error = Some(msg);
-    }
-
-    /// Closes a stream at `at`. It is complete when it ended cleanly after
-    /// an event with a `finish_reason` (`[DONE]` is optional: transformers
-    /// serve closes without it), and it ends at its last event or `[DONE]`.
-    pub fn finish(mut self, at: Nanos, cut: bool) -> Attempt {
-        if self.attempt.error.is_some() {
-            return self.attempt;
-        }
-        let reason = self.attempt.finish_reason.is_some();
-        match (cut, self.done, reason) {
-            (true, _, _) => self.fail(at, "stream ended in the middle of an event".to_owned()),
-            (false, true, true) => {}
-            (false, true, false) => self.fail(at, "truncated: [DONE] came without a finish_reason".to_owned()),
-            (false, false, true) => self.attempt.finish = self.last_at,
-            (false, false, false) => self.fail(at, "stream ended before a finish_reason or [DONE]".to_owned()),
-        }
-        self.attempt
-    }
-
-    /// A whole non-streamed body read at `at`: the first token counts as
-    /// arriving with the last (TTFT = latency, as SGLang's client does).
-    pub fn whole(mut self, body: &[u8], at: Nanos) -> Attempt {
-        self.payload(body, at);
-        self.done = true;
-        let a = &mut self.attempt;
-        if a.error.is_none() {
-            a.finish = at;
-            a.first_token = Some(at);
-            a.token_events = a.token_events.min(1);
-            a.token_times.truncate(1);
-        }
-        self.attempt
-    }
-}
-
 fn chain(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();
     let mut src = e.source();
@@ -345,6 +185,10 @@ pub struct Send {
     pub body: Bytes,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// Output tokens past this cut the stream (`too_many_tokens`).
+    pub max_tokens: u32,
+    /// The largest single event (or whole body) read, bytes (`event_too_large`).
+    pub max_event_bytes: usize,
 }
 
 /// Sends the request and reads the response, calling `on_first_token`
@@ -357,7 +201,8 @@ pub async fn send(
     mut on_first_token: impl FnMut(Nanos, Nanos),
 ) -> Attempt {
     let to_server = clock.now_ns();
-    let mut st = StreamState::new(req.backend, to_server);
+    let mut st = StreamState::new(req.backend, to_server).with_max_tokens(req.max_tokens);
+    let max_event = req.max_event_bytes;
     let request = req
         .ep
         .request(Method::POST, api::path(req.backend))
@@ -371,7 +216,8 @@ pub async fn send(
             Ok(r) => r,
             Err(e) => {
                 st.attempt.unreachable = e.is_connect();
-                st.fail(clock.now_ns(), format!("request failed: {}", chain(&e)));
+                let kind = if e.is_connect() { ErrorKind::Connect } else { ErrorKind::StreamBroken };
+                st.fail(clock.now_ns(), kind, format!("request failed: {}", chain(&e)));
                 return false;
             }
         };
@@ -392,7 +238,8 @@ pub async fn send(
             let text = String::from_utf8_lossy(&answer);
             st.attempt.refused = req.template.refusal(status.as_u16(), &text);
             let excerpt: String = text.trim().chars().take(300).collect();
-            st.fail(clock.now_ns(), format!("HTTP {status}: {excerpt}"));
+            let kind = if st.attempt.refused.is_some() { ErrorKind::RefusedField } else { ErrorKind::Http };
+            st.fail(clock.now_ns(), kind, format!("HTTP {status}: {excerpt}"));
             return false;
         }
         let mut sse = SseDecoder::default();
@@ -405,7 +252,7 @@ pub async fn send(
                     return false;
                 }
                 Some(Err(e)) => {
-                    st.fail(clock.now_ns(), format!("stream broken: {}", chain(&e)));
+                    st.fail(clock.now_ns(), ErrorKind::StreamBroken, format!("stream broken: {}", chain(&e)));
                     return false;
                 }
                 Some(Ok(frame)) => {
@@ -419,6 +266,19 @@ pub async fn send(
                         });
                     } else {
                         buf.extend_from_slice(data);
+                    }
+                    // An event that never ends (or a body without end) is
+                    // cut at the cap rather than buffered whole.
+                    let held = if stream { sse.pending().len() } else { buf.len() };
+                    if held > max_event && !st.failed() {
+                        let what = if stream { "one event" } else { "the response" };
+                        let msg = format!("event_too_large: {what} passed {max_event} bytes (client.max_event_bytes)");
+                        st.fail(at, ErrorKind::EventTooLarge, msg);
+                    }
+                    if st.failed() {
+                        // Dropping the body closes the connection: the rest
+                        // of a runaway stream is never read.
+                        return false;
                     }
                 }
             }
@@ -436,96 +296,13 @@ pub async fn send(
             _ => st.finish(at, cut),
         },
         Some(Err(_)) => {
-            st.fail(at, format!("timed out after {:.1} s", req.timeout.as_secs_f64()));
+            st.fail(at, ErrorKind::Timeout, format!("timed out after {:.1} s", req.timeout.as_secs_f64()));
             st.attempt
         }
         None => {
-            st.fail(at, "cancelled: the run stopped".to_owned());
+            st.fail(at, ErrorKind::Cancelled, "cancelled: the run stopped".to_owned());
             st.attempt.cancelled = true;
             st.attempt
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counts_tokens_from_completion_token_deltas() {
-        let mut st = StreamState::new(Backend::Sglang, 10);
-        assert!(
-            st.payload(br#"{"text":"a","meta_info":{"completion_tokens":1,"prompt_tokens":5,"cached_tokens":0}}"#, 20)
-        );
-        assert!(!st.payload(br#"{"text":"a","meta_info":{"completion_tokens":1}}"#, 25));
-        assert!(!st.payload(
-            br#"{"text":"abc","meta_info":{"completion_tokens":3,"finish_reason":{"type":"length","length":3}}}"#,
-            30
-        ));
-        assert!(!st.payload(b"[DONE]", 40));
-        let a = st.finish(41, false);
-        assert_eq!((a.first_token, a.finish, a.decode_length, a.token_events), (Some(20), 40, 3, 2));
-        assert_eq!((a.prompt_tokens, a.error, a.finish_reason.as_deref()), (Some(5), None, Some("length")));
-    }
-
-    #[test]
-    fn openai_streams_count_chunks_then_trust_usage() {
-        let mut st = StreamState::new(Backend::OpenaiChat, 0);
-        assert!(!st.payload(br#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#, 1));
-        assert!(st.payload(br#"{"choices":[{"delta":{"content":" a"}}]}"#, 2));
-        st.payload(br#"{"choices":[{"delta":{"content":" b c"},"finish_reason":"length"}]}"#, 3);
-        st.payload(br#"{"choices":[],"usage":{"completion_tokens":3,"prompt_tokens":4}}"#, 4);
-        st.payload(b"[DONE]", 5);
-        let a = st.finish(6, false);
-        assert_eq!((a.first_token, a.decode_length, a.prompt_tokens, a.finish), (Some(2), 3, Some(4), 5));
-        // The usage-only chunk is no token event: two events, the last at 3.
-        assert_eq!(a.token_times, vec![(2, 1), (3, 2)]);
-        assert_eq!(a.token_events, 2);
-    }
-
-    #[test]
-    fn a_stream_may_end_without_done_after_a_finish_reason() {
-        // transformers serve: the last chunk carries finish_reason and usage, then the stream closes.
-        let mut st = StreamState::new(Backend::OpenaiChat, 0);
-        st.payload(br#"{"choices":[{"delta":{"content":"a"}}]}"#, 2);
-        st.payload(br#"{"choices":[{"delta":{"content":"b"}}]}"#, 4);
-        st.payload(br#"{"choices":[{"delta":{},"finish_reason":"length"}],"usage":{"completion_tokens":2}}"#, 5);
-        let a = st.finish(9, false);
-        assert_eq!((a.error, a.finish, a.decode_length, a.token_events), (None, 5, 2, 2));
-        assert_eq!(a.finish_reason.as_deref(), Some("length"));
-        // Without a finish_reason, a closed stream is incomplete, and [DONE] alone is a truncation.
-        let mut st = StreamState::new(Backend::OpenaiChat, 0);
-        st.payload(br#"{"choices":[{"delta":{"content":"a"}}]}"#, 2);
-        assert_eq!(st.finish(9, false).error.as_deref(), Some("stream ended before a finish_reason or [DONE]"));
-        let mut st = StreamState::new(Backend::OpenaiCompletions, 0);
-        st.payload(br#"{"choices":[{"text":"a"}]}"#, 2);
-        st.payload(b"[DONE]", 3);
-        assert_eq!(st.finish(9, false).error.as_deref(), Some("truncated: [DONE] came without a finish_reason"));
-    }
-
-    #[test]
-    fn non_streamed_bodies_set_ttft_to_latency() {
-        let st = StreamState::new(Backend::OpenaiCompletions, 5);
-        let a = st.whole(br#"{"choices":[{"text":" x y"}],"usage":{"completion_tokens":2,"prompt_tokens":1}}"#, 50);
-        assert_eq!((a.first_token, a.finish, a.decode_length, a.error), (Some(50), 50, 2, None));
-    }
-
-    #[test]
-    fn failures_are_data() {
-        let mut st = StreamState::new(Backend::Sglang, 0);
-        st.payload(br#"{"meta_info":{"completion_tokens":1}}"#, 5);
-        let a = st.finish(9, false);
-        assert_eq!(a.error.as_deref(), Some("stream ended before a finish_reason or [DONE]"));
-        assert_eq!(a.finish, 9);
-
-        let mut st = StreamState::new(Backend::Sglang, 0);
-        st.payload(b"{not json", 3);
-        assert!(st.finish(4, false).error.unwrap().starts_with("malformed event"));
-
-        let mut st = StreamState::new(Backend::Sglang, 0);
-        st.payload(br#"{"error":{"message":"boom"}}"#, 3);
-        st.payload(b"[DONE]", 4);
-        let a = st.finish(5, false);
-        assert_eq!((a.error.as_deref(), a.finish), (Some("server error in stream: boom"), 3));
     }
 }

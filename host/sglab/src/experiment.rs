@@ -11,12 +11,12 @@ use toml::{Table, Value};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read: {msg}")]
     Read {
         /// File.
         path: String,
         /// Cause.
-        source: std::io::Error,
+        msg: String,
     },
     /// TOML syntax.
     #[error("{path}: line {line}: {msg}")]
@@ -231,7 +231,8 @@ fn sweep_points(sweep: Table, shown: &str) -> Result<Vec<Vec<(String, Value)>>, 
 /// `[sweep]` table expands it into several points, each checked.
 pub fn load_points(path: &Path, sets: &[String], urls: &[String]) -> Result<Vec<Point>, ConfigError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
+    let text = crate::bounded::read_text(path, crate::bounded::EXPERIMENT_BYTES)
+        .map_err(|msg| ConfigError::Read { path: shown.clone(), msg })?;
     let mut table: Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax {
         path: shown.clone(),
         line: e.span().map(|s| line_of(&text, s.start)).unwrap_or(1),

@@ -93,6 +93,7 @@ pub fn load_records(dir: &Path) -> anyhow::Result<Vec<RequestRecord>> {
             requested_output_length: req_out.and_then(|i| r[i].parse().ok()).unwrap_or(0),
             finish_reason: reason.map(|i| r[i].clone()).unwrap_or_default(),
             client_input_length: client_in.and_then(|i| r[i].parse().ok()).unwrap_or(input_length),
+            error_kind: None,
         });
     }
     Ok(records)

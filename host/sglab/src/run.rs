@@ -390,6 +390,8 @@ async fn execute(
         backend: w.backend,
         stream: w.stream,
         template,
+        max_output_factor: exp.client.max_output_factor,
+        max_event_bytes: exp.client.max_event_bytes as usize,
         max_duration: limit(exp.client.max_duration_s),
         max_errors: (exp.client.max_errors > 0).then_some(exp.client.max_errors),
         node_known: nodes.router.is_none(),

@@ -93,3 +93,72 @@ fn out_of_range_value_and_bad_override() {
     );
     check("set2", "", &["--set", "nodes=1"], "error: --set nodes=1: it is a table or list");
 }
+
+#[test]
+fn bounds_urls_and_input_files_are_checked_before_anything_starts() {
+    check(
+        "huge",
+        "",
+        &["--check", "--set", "workload.input_len=4000000000"],
+        "error: exp.toml: workload.input_len = 4000000000: must be at most 1048576 tokens",
+    );
+    for (url, why) in [
+        ("http://127.0.0.1:70000", "has a port that is not a number in 1..=65535"),
+        ("http://", "has no host"),
+        ("http://[::1", "has an IPv6 address without its closing ]"),
+    ] {
+        check("url", "", &["--url", url], &format!("error: exp.toml: nodes[0].url = \"{url}\": {why}"));
+    }
+    let dir = scratch("trace");
+    std::fs::write(dir.join("t.jsonl"), "{\"timestamp\": 0, \"input_length\": 4000000000, \"output_length\": 8}\n")
+        .unwrap();
+    let (code, err) = run(
+        &dir,
+        "[experiment]\nname = \"x\"\n[workload]\ndataset = \"trace\"\npath = \"t.jsonl\"\n[arrival]\nprocess = \"trace\"\n[[nodes]]\nlaunch = \"sim\"\n",
+        &["--check"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("workload.path: t.jsonl: line 1: input_length and output_length must be at most 1048576"),
+        "{err}"
+    );
+    // Devices are refused at once, however endless.
+    for dev in ["/dev/zero", "/dev/urandom"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_sglab")).args(["run", dev, "--check"]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert_eq!(
+            err.trim(),
+            format!("error: {dev}: cannot read: is not a regular file (a device or socket); give a file or a pipe")
+        );
+    }
+    let (code, err) = run(
+        &dir,
+        "[experiment]\nname = \"x\"\n[workload]\ndataset = \"jsonl\"\npath = \"/dev/urandom\"\n[[nodes]]\nlaunch = \"sim\"\n",
+        &["--check"],
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("workload.path: /dev/urandom: is not a regular file"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_experiment_can_come_from_a_pipe() {
+    // As `sglab run <(generate-experiment)` gives it: a FIFO.
+    let dir = scratch("fifo");
+    let fifo = dir.join("exp.fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo on a path we own.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            std::fs::write(fifo, "[experiment]\nname = \"piped\"\n[[nodes]]\nlaunch = \"sim\"\n").unwrap();
+        })
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_sglab")).arg("run").arg(&fifo).arg("--check").output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: "), "{}", String::from_utf8_lossy(&out.stdout));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -22,6 +22,34 @@ impl Experiment {
         if w.num_requests == Some(0) {
             return Err(invalid("workload.num_requests", 0, "must be at least 1"));
         }
+        if let Some(n) = w.num_requests.filter(|n| *n > MAX_REQUESTS) {
+            return Err(invalid("workload.num_requests", n, &format!("must be at most {MAX_REQUESTS}")));
+        }
+        for (k, v) in [
+            ("input_len", Some(w.input_len)),
+            ("output_len", Some(w.output_len)),
+            ("fixed_output_len", w.fixed_output_len),
+            ("system_prompt_len", Some(w.system_prompt_len)),
+            ("question_len", Some(w.question_len)),
+            ("trace_block_tokens", Some(w.trace_block_tokens)),
+        ] {
+            if let Some(v) = v.filter(|v| *v > MAX_TOKENS) {
+                return Err(invalid(
+                    format!("workload.{k}"),
+                    v,
+                    &format!("must be at most {MAX_TOKENS} tokens (sglab's limit per request)"),
+                ));
+            }
+        }
+        if w.dataset == Dataset::SharedPrefix
+            && u64::from(w.num_groups) * u64::from(w.prompts_per_group) > u64::from(MAX_REQUESTS)
+        {
+            return Err(invalid(
+                "workload.num_groups",
+                w.num_groups,
+                &format!("times prompts_per_group ({}) must be at most {MAX_REQUESTS} requests", w.prompts_per_group),
+            ));
+        }
         let needs_file = matches!(w.dataset, Dataset::Sharegpt | Dataset::Jsonl | Dataset::Trace);
         if needs_file && w.path.is_none() {
             return Err(invalid(
@@ -97,12 +125,10 @@ impl Experiment {
                         "launch = \"url\" needs url = \"http://host:port\"",
                     ));
                 }
-                (Launch::Url, Some(u)) if !(u.starts_with("http://") || u.starts_with("https://")) => {
-                    return Err(invalid(
-                        format!("nodes[{i}].url"),
-                        format!("{u:?}"),
-                        "must start with http:// or https://",
-                    ));
+                (Launch::Url, Some(u)) => {
+                    if let Err(why) = check_url(u) {
+                        return Err(invalid(format!("nodes[{i}].url"), format!("{u:?}"), why));
+                    }
                 }
                 (Launch::Sim, Some(u)) => {
                     return Err(invalid(
@@ -179,6 +205,12 @@ impl Experiment {
         }
         let c = &self.client;
         check_http_settings("client", c.api_key_env.as_deref(), &c.headers)?;
+        if !(c.max_output_factor.is_finite() && c.max_output_factor >= 1.0) {
+            return Err(invalid("client.max_output_factor", c.max_output_factor, "must be at least 1"));
+        }
+        if !(1024..=1 << 30).contains(&c.max_event_bytes) {
+            return Err(invalid("client.max_event_bytes", c.max_event_bytes, "must be between 1024 and 1073741824"));
+        }
         check_body_settings(w)?;
         if !(c.timeout_s.is_finite() && c.timeout_s > 0.0) {
             return Err(invalid("client.timeout_s", c.timeout_s, "must be a positive number of seconds"));
@@ -211,6 +243,48 @@ impl Experiment {
     pub fn node_count(&self) -> usize {
         self.nodes.iter().map(|n| n.replicas as usize).sum()
     }
+}
+
+/// A node URL: `http://` or `https://`, a host, an optional port in
+/// 1..=65535, an optional path; nothing else.
+pub fn check_url(u: &str) -> Result<(), &'static str> {
+    let rest = u
+        .strip_prefix("http://")
+        .or_else(|| u.strip_prefix("https://"))
+        .ok_or("must start with http:// or https://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Err("must not hold user info (set an API key with api_key_env)");
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, after) = v6.split_once(']').ok_or("has an IPv6 address without its closing ]")?;
+        if h.is_empty() || !h.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.') {
+            return Err("has an invalid IPv6 address");
+        }
+        match after {
+            "" => (h, None),
+            p => (h, Some(p.strip_prefix(':').ok_or("has text after the IPv6 address")?)),
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("has no host");
+    }
+    let v6 = authority.starts_with('[');
+    if !v6 && !host.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c)) {
+        return Err("has an invalid host name");
+    }
+    if let Some(p) = port {
+        match p.parse::<u32>() {
+            Ok(1..=65535) if p.chars().all(|c| c.is_ascii_digit()) => {}
+            _ => return Err("has a port that is not a number in 1..=65535"),
+        }
+    }
+    Ok(())
 }
 
 /// `api_key_env` names an environment variable; header names are HTTP

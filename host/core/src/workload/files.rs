@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{DatasetError, Draft, Prompt, Tokenizer};
-use crate::config::Workload;
+use crate::config::{MAX_TOKENS, Workload};
 use crate::rng::Rng;
 
 /// ShareGPT (SGLang `benchmark/datasets/sharegpt.py`): conversations with at
@@ -119,8 +119,8 @@ pub(crate) fn jsonl(text: &str, w: &Workload) -> Result<Vec<Draft>, DatasetError
             return Err(err(format!("timestamp {t} must be zero or more seconds")));
         }
         let output_len = row.output_len.unwrap_or(default_out);
-        if output_len == 0 {
-            return Err(err("output_len must be at least 1".into()));
+        if output_len == 0 || output_len > MAX_TOKENS {
+            return Err(err(format!("output_len {output_len} must be between 1 and {MAX_TOKENS}")));
         }
         out.push(Draft {
             prompt,
@@ -164,6 +164,12 @@ pub(crate) fn trace(text: &str, w: &Workload, seed: u64) -> Result<Vec<Draft>, D
         if row.input_length == 0 || row.output_length == 0 {
             return Err(DatasetError::new(Some(i + 1), "input_length and output_length must be at least 1"));
         }
+        if row.input_length.max(row.output_length) > MAX_TOKENS {
+            return Err(DatasetError::new(
+                Some(i + 1),
+                format!("input_length and output_length must be at most {MAX_TOKENS} tokens"),
+            ));
+        }
         rows.push(row);
     }
     rows.sort_by(|a, b| a.timestamp.total_cmp(&b.timestamp));
@@ -175,8 +181,13 @@ pub(crate) fn trace(text: &str, w: &Workload, seed: u64) -> Result<Vec<Draft>, D
     Ok(rows
         .into_iter()
         .map(|r| {
-            let mut ids: Vec<u32> = r.hash_ids.iter().flat_map(|&h| block_tokens(h, w.trace_block_tokens)).collect();
-            ids.truncate(r.input_length as usize);
+            // Only the blocks that fit: a long hash_ids list costs nothing.
+            let mut ids: Vec<u32> = r
+                .hash_ids
+                .iter()
+                .flat_map(|&h| block_tokens(h, w.trace_block_tokens))
+                .take(r.input_length as usize)
+                .collect();
             while ids.len() < r.input_length as usize {
                 ids.push(40_000 + pad.range_inclusive(0, 20_000) as u32);
             }

@@ -70,6 +70,10 @@ pub struct Input {
     pub stream: bool,
     /// Request bodies.
     pub template: Arc<BodyTemplate>,
+    /// Output past this many times the length asked for cuts a stream.
+    pub max_output_factor: f64,
+    /// The largest single event read, bytes.
+    pub max_event_bytes: usize,
     /// Stop dispatching after this long (None: no limit).
     pub max_duration: Option<Nanos>,
     /// Stop dispatching after this many errors (None: no limit).
@@ -327,6 +331,7 @@ impl Driver {
                     requested_output_length: spec.output_len,
                     finish_reason: a.finish_reason.unwrap_or_default(),
                     client_input_length: spec.input_len(),
+                    error_kind: a.kind,
                 };
                 self.record(rec);
             }
@@ -383,6 +388,8 @@ impl Driver {
         let clock = self.input.clock.clone();
         let (timeout, backend, stream, template) =
             (self.input.timeout, self.input.backend, self.input.stream, self.input.template.clone());
+        let max_tokens = output_cap(specs[id as usize].output_len, self.input.max_output_factor);
+        let max_event_bytes = self.input.max_event_bytes;
         let events = self.events.clone();
         let cancel = self.cancel.subscribe();
         self.input.runtime.spawn(async move {
@@ -393,7 +400,7 @@ impl Driver {
             let on_first = move |to_server, at| {
                 let _ = ft.send(Event::FirstToken { id, to_server, at });
             };
-            let req = client::Send { ep, template, backend, stream, body, timeout };
+            let req = client::Send { ep, template, backend, stream, body, timeout, max_tokens, max_event_bytes };
             let attempt = client::send(&http, req, clock, cancel, on_first).await;
             guard.events = None;
             let _ = events.send(Event::Done { id, attempt });
@@ -413,6 +420,11 @@ impl Driver {
     }
 }
 
+/// The most output tokens accepted for a request that asked for `asked`.
+pub fn output_cap(asked: u32, factor: f64) -> u32 {
+    (f64::from(asked) * factor).ceil().min(f64::from(u32::MAX)) as u32
+}
+
 /// Sends an error `Done` for a request task that ended without one (it panicked).
 struct DoneGuard {
     id: u64,
@@ -427,6 +439,7 @@ impl Drop for DoneGuard {
             let now = self.clock.now_ns();
             let mut attempt = client::StreamState::new(self.backend, now).attempt;
             attempt.error = Some("internal error: the request task panicked".to_owned());
+            attempt.kind = Some(sglab_core::record::ErrorKind::Internal);
             let _ = events.send(Event::Done { id: self.id, attempt });
         }
     }

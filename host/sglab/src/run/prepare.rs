@@ -59,8 +59,8 @@ pub fn workload(cfg: &experiment::Loaded) -> Result<Workload, ConfigError> {
         (Some(p), Dataset::Sharegpt | Dataset::Jsonl | Dataset::Trace) => {
             let path = resolve(p);
             Some(
-                std::fs::read_to_string(&path)
-                    .map_err(|e| config_err(cfg, "workload.path", format!("cannot read {}: {e}", path.display())))?,
+                crate::bounded::read_text(&path, crate::bounded::DATASET_BYTES)
+                    .map_err(|e| config_err(cfg, "workload.path", format!("{}: {e}", path.display())))?,
             )
         }
         _ => None,
@@ -133,6 +133,8 @@ pub async fn warmup(
             stream,
             body: body.clone(),
             timeout,
+            max_tokens: super::driver::output_cap(warm.output_len, 2.0),
+            max_event_bytes: 16 << 20,
         };
         let (http, never) = (http.clone(), never.clone());
         tasks.spawn(async move { client::send(&http, send, RunClock::new(), never, |_, _| {}).await });
