@@ -307,3 +307,40 @@ fn runaway_output_and_oversized_events_are_cut_with_their_own_error_kinds() {
     eprintln!("peak RSS of sglab with 64 MiB events: {peak_kib} KiB");
     assert!(peak_kib < 100 * 1024, "peak RSS {peak_kib} KiB");
 }
+
+#[test]
+fn the_plugin_deadline_counts_cpu_time_and_wall_time_is_only_a_backstop() {
+    // A call that waits 30 ms without using CPU (as one starved by a busy
+    // machine does) is within a 10 ms CPU deadline; the wall-time backstop
+    // still ends it when set below the wait.
+    let s = Scratch::new("cpu-deadline");
+    let node = SimNode::start(&["--profile", "fixed", "--ttft-ms", "1", "--itl-ms", "1"]);
+    let plugin = env!("SGLAB_TEST_PLUGIN_TRAP");
+    let file = |name: &str, backstop: u32| {
+        s.write(
+            &format!("{name}.toml"),
+            &experiment(
+                name,
+                &format!(
+                    "[workload]\nnum_requests = 6\ninput_len = 8\noutput_len = 4\n\n[arrival]\nprocess = \"constant\"\nrate = 50.0\n\n\
+                     [sandbox]\ndeadline_ms = 10\nwall_backstop_ms = {backstop}\n\n\
+                     [batching]\nplugin = \"{plugin}\"\nconfig = {{ sleep_ms = 30 }}\n"
+                ),
+            ),
+        )
+    };
+    let out = run_experiment(&s.path, &file("waits", 1000), &["--url", &node.url]);
+    assert!(out.status.success(), "a call that waits is not cut by a CPU deadline: {}", stderr(&out));
+    let csv = read_csv(&run_dir(&s.path, "waits").join("requests.csv"));
+    assert!(csv.rows.iter().all(|r| r["status"] == "ok"));
+    let out = run_experiment(&s.path, &file("backstop", 20), &["--url", &node.url]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "batching plugin 'trap' failed in on-arrival: wall-time backstop of 20 ms exceeded: interrupted after"
+        ),
+        "{err}"
+    );
+    assert_eq!(read_csv(&run_dir(&s.path, "backstop").join("requests.csv")).rows.len(), 6);
+}

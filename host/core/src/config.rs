@@ -471,15 +471,20 @@ fn default_router() -> String {
 pub struct Sandbox {
     /// Linear-memory cap per plugin instance, MiB.
     pub memory_mib: u32,
-    /// Wall time one plugin call may take before it is interrupted, ms.
+    /// CPU time one plugin call may use, ms: a call is watched once it has
+    /// run this long (wall) and interrupted once it has used this much more
+    /// of the dispatcher thread's CPU time.
     pub deadline_ms: u64,
+    /// Wall time after which any plugin call is interrupted, ms (at least
+    /// `deadline_ms`).
+    pub wall_backstop_ms: u64,
     /// Bytes of plugin stdout/stderr kept (the rest is dropped).
     pub output_bytes: u32,
 }
 
 impl Default for Sandbox {
     fn default() -> Self {
-        Self { memory_mib: 64, deadline_ms: 10, output_bytes: 64 * 1024 }
+        Self { memory_mib: 64, deadline_ms: 10, wall_backstop_ms: 1000, output_bytes: 64 * 1024 }
     }
 }
 

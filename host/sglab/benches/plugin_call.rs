@@ -30,7 +30,13 @@ fn best(name: &str, mut f: impl FnMut(u32)) {
 }
 
 fn limits() -> Limits {
-    Limits { memory_bytes: 64 << 20, deadline: Duration::from_millis(10), output_bytes: 4096, seed: 1 }
+    Limits {
+        memory_bytes: 64 << 20,
+        deadline: Duration::from_millis(10),
+        backstop: Duration::from_secs(1),
+        output_bytes: 4096,
+        seed: 1,
+    }
 }
 
 fn request(id: u64) -> RequestInfo {

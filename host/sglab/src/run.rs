@@ -101,6 +101,7 @@ fn load_plugins(cfg: &experiment::Loaded, clock: &RunClock, specs: &[RequestSpec
     let limits = Limits {
         memory_bytes: e.sandbox.memory_mib as usize * 1024 * 1024,
         deadline: Duration::from_millis(e.sandbox.deadline_ms),
+        backstop: Duration::from_millis(e.sandbox.wall_backstop_ms),
         output_bytes: e.sandbox.output_bytes as usize,
         seed: e.experiment.seed,
     };

@@ -203,6 +203,13 @@ impl Experiment {
         if s.deadline_ms == 0 {
             return Err(invalid("sandbox.deadline_ms", 0, "must be at least 1"));
         }
+        if s.wall_backstop_ms < s.deadline_ms {
+            return Err(invalid(
+                "sandbox.wall_backstop_ms",
+                s.wall_backstop_ms,
+                &format!("must be at least sandbox.deadline_ms ({})", s.deadline_ms),
+            ));
+        }
         let c = &self.client;
         check_http_settings("client", c.api_key_env.as_deref(), &c.headers)?;
         if !(c.max_output_factor.is_finite() && c.max_output_factor >= 1.0) {

@@ -15,7 +15,7 @@ use wasmtime::component::ResourceAny;
 use wasmtime::{Store, Trap, WasmBacktrace};
 
 use super::runtime::{Kind, LoadError, Loaded, Pre, Runtime, TICK};
-use super::sandbox::{PluginState, RunClock, SandboxConfig};
+use super::sandbox::{CallBudget, PluginState, RunClock, SandboxConfig};
 use super::trace::{DecisionTrace, Tracer, take_reasons};
 use super::wit::{self, batcher_world, router_world};
 
@@ -24,8 +24,10 @@ use super::wit::{self, batcher_world, router_world};
 pub struct Limits {
     /// Linear memory cap, bytes.
     pub memory_bytes: usize,
-    /// Per-call deadline.
+    /// Per-call deadline: CPU time (see [`CallBudget`]).
     pub deadline: Duration,
+    /// Wall time after which any call is interrupted.
+    pub backstop: Duration,
     /// Bytes of stdout/stderr kept.
     pub output_bytes: usize,
     /// Run seed.
@@ -35,8 +37,8 @@ pub struct Limits {
 struct Instance {
     store: Store<PluginState>,
     kind: Kind,
-    ticks: u64,
     deadline: Duration,
+    backstop: Duration,
     failed: bool,
     /// Wall time spent inside calls, and how many calls.
     busy: Duration,
@@ -54,11 +56,8 @@ impl Instance {
             stream: kind as u64,
         };
         let store = Runtime::get().store(&loaded.meta.name, cfg, clock);
-        // The epoch callback fires after `ticks` ticks and interrupts the call
-        // only once `deadline` of wall time has passed (else it waits one more
-        // tick): interruption lands between the deadline and one tick later.
-        let ticks = limits.deadline.as_nanos().div_ceil(TICK.as_nanos()).max(1) as u64;
-        Self { store, kind, ticks, deadline: limits.deadline, failed: false, busy: Duration::ZERO, calls: 0 }
+        let backstop = limits.backstop.max(limits.deadline);
+        Self { store, kind, deadline: limits.deadline, backstop, failed: false, busy: Duration::ZERO, calls: 0 }
     }
 
     fn error(&self, call: &'static str, cause: String) -> PolicyError {
@@ -73,10 +72,22 @@ impl Instance {
         if self.failed {
             return Err(self.error(call, "the plugin already failed earlier in this run".into()));
         }
-        self.store.set_epoch_deadline(self.ticks);
+        // Instantiating and creating a plugin (a Python one compiles its
+        // modules) get at least 1 s of CPU and 5 s of wall time.
+        let (deadline, backstop) = match call {
+            "instantiate" | "create" => {
+                (self.deadline.max(Duration::from_secs(1)), self.backstop.max(Duration::from_secs(5)))
+            }
+            _ => (self.deadline, self.backstop),
+        };
+        // The epoch callback fires after `ticks` ticks, then every tick, and
+        // asks the call's budget (wall time first, then CPU time) whether to
+        // interrupt.
+        let ticks = deadline.as_nanos().div_ceil(TICK.as_nanos()).max(1) as u64;
+        self.store.set_epoch_deadline(ticks);
         let started = Instant::now();
         let state = self.store.data_mut();
-        state.call = Some((started, self.deadline));
+        state.call = Some(CallBudget::start(deadline, backstop));
         // Reasons belong to the call that logged them.
         if let Some(r) = &mut state.reasons {
             r.clear();
@@ -95,11 +106,25 @@ impl Instance {
     /// One line: the trap kind, then memory, stderr and backtrace evidence.
     fn describe(&self, e: &wasmtime::Error, elapsed: Duration) -> String {
         let mut msg = match e.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => format!(
-                "deadline of {} ms exceeded: interrupted after {:.1} ms",
-                self.deadline.as_millis(),
-                elapsed.as_secs_f64() * 1e3
-            ),
+            Some(Trap::Interrupt) => {
+                let budget = self.store.data().call;
+                let cpu = budget.and_then(|b| b.cpu_watched());
+                match (budget, cpu) {
+                    (Some(b), Some(cpu)) if cpu >= b.deadline => format!(
+                        "deadline of {} ms exceeded: interrupted after {:.1} ms of CPU time past its first {} ms \
+                         ({:.1} ms wall)",
+                        b.deadline.as_millis(),
+                        cpu.as_secs_f64() * 1e3,
+                        b.deadline.as_millis(),
+                        elapsed.as_secs_f64() * 1e3
+                    ),
+                    (b, _) => format!(
+                        "wall-time backstop of {} ms exceeded: interrupted after {:.1} ms (sandbox.wall_backstop_ms)",
+                        b.map_or(self.backstop, |b| b.backstop).as_millis(),
+                        elapsed.as_secs_f64() * 1e3
+                    ),
+                }
+            }
             Some(Trap::UnreachableCodeReached) => {
                 "trapped: unreachable code reached (the plugin panicked or aborted)".to_owned()
             }

@@ -12,7 +12,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store, UpdateDeadline};
 
 use super::builtin;
-use super::sandbox::{PluginState, RunClock, SandboxConfig};
+use super::sandbox::{CallBudget, PluginState, RunClock, SandboxConfig};
 use super::wit::{self, PluginMeta, batcher_world, router_world};
 
 /// The WIT package this host speaks, and the versions it accepts (0.1.x).
@@ -309,7 +309,7 @@ impl Runtime {
     fn read_info(&self, pre: &Pre, source: &str) -> Result<PluginMeta, LoadError> {
         let cfg = SandboxConfig { memory_bytes: 64 << 20, output_bytes: 4096, seed: 0, stream: 0 };
         let mut store = self.store("info", cfg, RunClock::new());
-        store.data_mut().call = Some((std::time::Instant::now(), Duration::from_secs(1)));
+        store.data_mut().call = Some(CallBudget::start(Duration::from_secs(1), Duration::from_secs(5)));
         store.set_epoch_deadline(1000);
         let err =
             |e: wasmtime::Error| LoadError::Start { path: source.to_owned(), cause: format!("info() failed: {e:#}") };
@@ -325,11 +325,9 @@ impl Runtime {
     pub(super) fn store(&self, name: &str, cfg: SandboxConfig, clock: RunClock) -> Store<PluginState> {
         let mut store = Store::new(&self.engine, PluginState::new(name, cfg, clock));
         store.limiter(|s| &mut s.limits);
-        store.epoch_deadline_callback(|ctx| {
-            Ok(match ctx.data().call {
-                Some((started, allowed)) if started.elapsed() < allowed => UpdateDeadline::Continue(1),
-                _ => UpdateDeadline::Interrupt,
-            })
+        store.epoch_deadline_callback(|mut ctx| {
+            let exceeded = ctx.data_mut().call.as_mut().is_none_or(|b| b.exceeded());
+            Ok(if exceeded { UpdateDeadline::Interrupt } else { UpdateDeadline::Continue(1) })
         });
         store
     }

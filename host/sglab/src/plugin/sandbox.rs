@@ -228,6 +228,66 @@ const LOG_LINES: u32 = 1000;
 /// Bytes kept of one log line.
 const LOG_LINE_BYTES: usize = 1024;
 
+/// CPU time used by the calling thread so far (a syscall of about 0.5 us
+/// here, so it is read only in the epoch callback, never per call).
+pub fn thread_cpu() -> Duration {
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    #[allow(unsafe_code)]
+    let ok = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) } == 0;
+    if ok { Duration::new(t.tv_sec as u64, t.tv_nsec as u32) } else { Duration::ZERO }
+}
+
+/// How long one plugin call may take. A call runs its first `deadline` of
+/// wall time unchecked (a healthy call takes microseconds, and reading the
+/// thread's CPU clock on every call would cost more than the call); from
+/// then on it is interrupted once it has used another `deadline` of the
+/// dispatcher thread's CPU time. A call slowed by a busy machine (little
+/// CPU of its own) is not cut for that; one that spins is cut after about
+/// twice `deadline`. `backstop` of wall time ends any call.
+#[derive(Debug, Clone, Copy)]
+pub struct CallBudget {
+    /// When the call started.
+    pub started: Instant,
+    /// CPU time the call may use (after its first `deadline` of wall time).
+    pub deadline: Duration,
+    /// Wall time after which any call is interrupted.
+    pub backstop: Duration,
+    /// The thread's CPU clock when watching began.
+    pub cpu_mark: Option<Duration>,
+}
+
+impl CallBudget {
+    /// A budget for a call starting now.
+    pub fn start(deadline: Duration, backstop: Duration) -> Self {
+        Self { started: Instant::now(), deadline, backstop, cpu_mark: None }
+    }
+
+    /// Called from the epoch callback: whether to interrupt now.
+    pub fn exceeded(&mut self) -> bool {
+        let wall = self.started.elapsed();
+        if wall >= self.backstop {
+            return true;
+        }
+        if wall < self.deadline {
+            // A ticker that fell behind and catches up never cuts a call short.
+            return false;
+        }
+        match self.cpu_mark {
+            None => {
+                self.cpu_mark = Some(thread_cpu());
+                false
+            }
+            Some(m) => thread_cpu().saturating_sub(m) >= self.deadline,
+        }
+    }
+
+    /// CPU time measured since watching began.
+    pub fn cpu_watched(&self) -> Option<Duration> {
+        self.cpu_mark.map(|m| thread_cpu().saturating_sub(m))
+    }
+}
+
 /// Everything a plugin's `Store` holds.
 pub struct PluginState {
     /// Name used in logs and errors.
@@ -246,10 +306,8 @@ pub struct PluginState {
     /// Prompt texts by request id, when the plugin was granted `prompt-text`
     /// and the workload has text.
     pub prompts: Option<Arc<Vec<String>>>,
-    /// When the current call started and how long it may take: the epoch
-    /// callback interrupts only once this much wall time has passed, so a
-    /// ticker that fell behind and catches up can never cut a call short.
-    pub call: Option<(Instant, Duration)>,
+    /// The current call's budget, checked by the epoch callback.
+    pub call: Option<CallBudget>,
     /// With `--trace-decisions`: the lines logged during the current call,
     /// kept as the decision's reasons.
     pub reasons: Option<Vec<String>>,

@@ -11,7 +11,13 @@ use sglab::plugin::{Kind, Limits, RunClock, Runtime, WasmBatcher, WasmRouter};
 use sglab_core::policy::{BatchPolicy, NodeState, NodeUpdate, RequestInfo, RoutePolicy};
 
 fn limits() -> Limits {
-    Limits { memory_bytes: 64 << 20, deadline: Duration::from_secs(1), output_bytes: 4096, seed: 1 }
+    Limits {
+        memory_bytes: 64 << 20,
+        deadline: Duration::from_secs(1),
+        backstop: Duration::from_secs(5),
+        output_bytes: 4096,
+        seed: 1,
+    }
 }
 
 /// Built-in router `name` with `config` (JSON), told about `nodes` idle nodes.
