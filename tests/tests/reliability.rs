@@ -344,3 +344,60 @@ fn the_plugin_deadline_counts_cpu_time_and_wall_time_is_only_a_backstop() {
     );
     assert_eq!(read_csv(&run_dir(&s.path, "backstop").join("requests.csv")).rows.len(), 6);
 }
+
+#[test]
+fn a_full_disk_stops_the_run_at_once_and_leaves_no_torn_row_or_half_file() {
+    // The results go to a 48 KiB tmpfs, mounted in a private mount namespace
+    // (`unshare -r -m`: no privilege needed, nothing visible outside); what
+    // it held is copied out once sglab has exited.
+    let s = Scratch::new("diskfull");
+    let (mnt, kept) = (s.path.join("mnt"), s.path.join("kept"));
+    std::fs::create_dir_all(&mnt).unwrap();
+    std::fs::create_dir_all(&kept).unwrap();
+    let file = s.write(
+        "exp.toml",
+        &format!(
+            "[experiment]\nname = \"diskfull\"\noutput_dir = \"{}/results\"\n\n\
+             [workload]\nnum_requests = 600\ninput_len = 16\noutput_len = 4\n\n[arrival]\nprocess = \"constant\"\nrate = 300.0\n\n{SIMS}",
+            mnt.display()
+        ),
+    );
+    let mark = format!("diskfull-{}", std::process::id());
+    let script = r#"mount -t tmpfs -o size=48k tmpfs "$1" || exit 99; "$2" run "$3" --quiet; code=$?; cp -r "$1/results" "$4/"; exit $code"#;
+    let mut child = std::process::Command::new("unshare")
+        .args(["-r", "-m", "sh", "-c", script, "sh"])
+        .arg(&mnt)
+        .arg(sglab_bin())
+        .arg(&file)
+        .arg(&kept)
+        .env("SGLAB_TEST_MARK", &mark)
+        .env("SGLAB_CACHE_DIR", s.path.join("cache"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let st = exit_within(&mut child, Duration::from_secs(90));
+    let err = String::from_utf8_lossy(&child.wait_with_output().unwrap().stderr).into_owned();
+    assert_ne!(st.code(), Some(99), "could not mount a tmpfs in a private namespace: {err}");
+    assert_eq!(st.code(), Some(1), "{err}");
+    let line = err.lines().rfind(|l| l.starts_with("error:")).unwrap_or_else(|| panic!("{err}"));
+    assert!(line.contains("requests.csv: No space left on device"), "{line}");
+    let run = run_dir(&kept, "diskfull");
+    let text = std::fs::read_to_string(run.join("requests.csv")).unwrap();
+    assert!(text.ends_with('\n'), "a torn last row: {:?}", &text[text.len().saturating_sub(80)..]);
+    let csv = read_csv(&run.join("requests.csv"));
+    assert!(!csv.rows.is_empty() && csv.rows.len() < 600, "{} rows", csv.rows.len());
+    let stray: Vec<_> =
+        walk_files(&run).into_iter().filter(|p| p.file_name().unwrap().to_string_lossy().ends_with(".tmp")).collect();
+    assert!(stray.is_empty(), "half files left: {stray:?}");
+    assert!(marked_processes(&mark).is_empty(), "left behind: {:?}", marked_processes(&mark));
+}
+
+fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() { out.extend(walk_files(&p)) } else { out.push(p) }
+    }
+    out
+}

@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use anyhow::Context as _;
 use plotters::prelude::*;
 
 const W: u32 = 760;
@@ -79,7 +78,21 @@ fn draw(
     series: &[(String, Vec<(f64, f64)>)],
     legend: bool,
 ) -> anyhow::Result<()> {
-    let root = SVGBackend::new(path, (W, H)).into_drawing_area();
+    // Drawn in memory, then written whole: a full disk leaves no half SVG.
+    let mut svg = String::new();
+    render(&mut svg, title, (x_label, y_label), (x_max, y_max), series, legend)?;
+    crate::results::write_atomic(path, svg.as_bytes())
+}
+
+fn render(
+    svg: &mut String,
+    title: &str,
+    (x_label, y_label): (&str, &str),
+    (x_max, y_max): (f64, f64),
+    series: &[(String, Vec<(f64, f64)>)],
+    legend: bool,
+) -> anyhow::Result<()> {
+    let root = SVGBackend::with_string(svg, (W, H)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 18))
@@ -100,7 +113,7 @@ fn draw(
     if legend {
         chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(err)?;
     }
-    root.present().map_err(err).with_context(|| format!("writing {}", path.display()))
+    root.present().map_err(err)
 }
 
 /// Most points a step line keeps: far more than a chart's pixels, and a

@@ -269,7 +269,7 @@ fn write_html(dir: &Path, s: &Value, plots: &[PathBuf]) -> anyhow::Result<()> {
         h.push_str(&format!("<div class=\"plot\" id=\"{name}\">{svg}</div>"));
     }
     h.push_str("</body></html>\n");
-    std::fs::write(dir.join("report.html"), h).context("writing report.html")
+    crate::results::write_atomic(&dir.join("report.html"), h.as_bytes())
 }
 
 /// Runs `sglab report DIR`.

@@ -44,11 +44,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes records to `requests.csv` on its own thread, flushing whenever it
-/// has caught up, and hands all records back at the end — without their
-/// token events, which are folded into [`TokenStats`] as each record is
-/// written (so a run holds about 200 bytes per request plus 8 per token,
-/// not 16 per token event).
+/// Writes records to `requests.csv` on its own thread, and hands all
+/// records back at the end — without their token events, which are folded
+/// into [`TokenStats`] as each record is written (so a run holds about 200
+/// bytes per request plus 8 per token, not 16 per token event).
+///
+/// Rows are written whole: the rows that are waiting go out in one write
+/// whenever the writer has caught up. When a write fails (a full disk), the
+/// file is cut back to its last whole row, `on_error` is told at once (the
+/// run stops), and nothing more is written.
 pub struct RecordWriter {
     tx: mpsc::Sender<RequestRecord>,
     thread: JoinHandle<anyhow::Result<(Vec<RequestRecord>, TokenStats)>>,
@@ -57,11 +61,11 @@ pub struct RecordWriter {
 impl RecordWriter {
     /// Opens `path` and writes the header; with `tokens`, also writes every
     /// token event to that file (`req_id,time,tokens`).
-    pub fn create(path: &Path, tokens: Option<&Path>) -> anyhow::Result<Self> {
-        let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-        let mut out = BufWriter::new(file);
-        writeln!(out, "{CSV_HEADER}")?;
-        out.flush()?;
+    pub fn create(path: &Path, tokens: Option<&Path>, on_error: Box<dyn Fn(String) + Send>) -> anyhow::Result<Self> {
+        let mut out = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        let header = format!("{CSV_HEADER}\n");
+        out.write_all(header.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+        let mut good = header.len() as u64;
         let mut tok_out = match tokens {
             Some(p) => {
                 let mut w = BufWriter::new(File::create(p).with_context(|| format!("cannot create {}", p.display()))?);
@@ -75,15 +79,21 @@ impl RecordWriter {
         let thread = std::thread::Builder::new().name("sglab-records".into()).spawn(move || {
             let mut all = Vec::new();
             let mut stats = TokenStats::default();
-            let mut line = String::new();
+            let mut batch = String::new();
+            let mut failed: Option<anyhow::Error> = None;
+            let mut told = false;
             let mut next = rx.recv().ok();
             while let Some(rec) = next {
-                line.clear();
-                rec.write_csv(&mut line);
-                out.write_all(line.as_bytes()).with_context(|| format!("writing {shown}"))?;
-                if let Some(w) = &mut tok_out {
-                    for &(t, n) in &rec.token_times {
-                        writeln!(w, "{},{},{n}", rec.id, sglab_core::secs(t))?;
+                if failed.is_none() {
+                    rec.write_csv(&mut batch);
+                    if let Some(w) = &mut tok_out {
+                        let mut t = Ok(());
+                        for &(at, n) in &rec.token_times {
+                            t = t.and(writeln!(w, "{},{},{n}", rec.id, sglab_core::secs(at)));
+                        }
+                        if let Err(e) = t {
+                            failed = Some(anyhow::Error::new(e).context("writing tokens.csv"));
+                        }
                     }
                 }
                 stats.add(&rec);
@@ -91,18 +101,39 @@ impl RecordWriter {
                 rec.token_times = Vec::new();
                 all.push(rec);
                 next = match rx.try_recv() {
-                    Ok(r) => Some(r),
-                    Err(_) => {
-                        out.flush().with_context(|| format!("writing {shown}"))?;
-                        rx.recv().ok()
+                    Ok(r) if batch.len() < 1 << 20 => Some(r),
+                    got => {
+                        if failed.is_none() && !batch.is_empty() {
+                            match out.write_all(batch.as_bytes()) {
+                                Ok(()) => good += batch.len() as u64,
+                                Err(e) => {
+                                    // No torn row: back to the last whole one.
+                                    let _ = out.set_len(good);
+                                    failed = Some(anyhow::Error::new(e).context(format!("writing {shown}")));
+                                }
+                            }
+                            batch.clear();
+                        }
+                        if let Some(e) = failed.as_ref().filter(|_| !told) {
+                            told = true;
+                            on_error(format!("{e:#}"));
+                        }
+                        match got {
+                            Ok(r) => Some(r),
+                            Err(_) => rx.recv().ok(),
+                        }
                     }
                 };
             }
-            out.flush()?;
-            if let Some(w) = &mut tok_out {
-                w.flush()?;
+            if let Some(w) = tok_out.as_mut().filter(|_| failed.is_none())
+                && let Err(e) = w.flush()
+            {
+                failed = Some(anyhow::Error::new(e).context("writing tokens.csv"));
             }
-            Ok((all, stats))
+            match failed {
+                Some(e) => Err(e),
+                None => Ok((all, stats)),
+            }
         })?;
         Ok(Self { tx, thread })
     }
@@ -201,6 +232,44 @@ pub fn table(s: &Summary) -> String {
     out
 }
 
+/// A file written under a temporary name and renamed into place by
+/// [`Staged::commit`]: dropped uncommitted (an error), it leaves nothing.
+struct Staged {
+    out: BufWriter<File>,
+    tmp: PathBuf,
+    path: PathBuf,
+}
+
+impl Staged {
+    fn create(path: &Path) -> anyhow::Result<Self> {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let tmp = path.with_file_name(format!(".{name}.tmp"));
+        let file = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        Ok(Self { out: BufWriter::new(file), tmp, path: path.to_owned() })
+    }
+
+    fn commit(mut self) -> anyhow::Result<()> {
+        self.out.flush().with_context(|| format!("writing {}", self.path.display()))?;
+        std::fs::rename(&self.tmp, &self.path).with_context(|| format!("writing {}", self.path.display()))
+    }
+}
+
+impl std::io::Write for Staged {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.out.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        // After a commit the temporary name is gone and this does nothing.
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
 /// Writes `timeline.csv` (exact, one row per change) and
 /// `timeline_<interval>s.csv` (time-averages per window).
 pub fn write_timeline(
@@ -215,7 +284,7 @@ pub fn write_timeline(
     for n in 0..nodes {
         head.push_str(&format!(",running_{n},prefill_waiting_{n},decoding_{n}"));
     }
-    let mut out = BufWriter::new(File::create(dir.join("timeline.csv")).context("creating timeline.csv")?);
+    let mut out = Staged::create(&dir.join("timeline.csv"))?;
     writeln!(out, "{head}")?;
     // Rows are written as the sweep makes them, and folded into the windows.
     let mut windows = timeline::Resampler::new(nodes, end, interval);
@@ -233,9 +302,9 @@ pub fn write_timeline(
         }
     });
     written.context("writing timeline.csv")?;
-    out.flush()?;
+    out.commit()?;
     let name = format!("timeline_{interval}s.csv");
-    let mut out = BufWriter::new(File::create(dir.join(&name)).with_context(|| format!("creating {name}"))?);
+    let mut out = Staged::create(&dir.join(&name))?;
     let mut head = String::from("time,queued,running,prefill_waiting,decoding");
     for n in 0..nodes {
         head.push_str(&format!(",running_{n}"));
@@ -248,6 +317,5 @@ pub fn write_timeline(
         }
         writeln!(out)?;
     }
-    out.flush()?;
-    Ok(())
+    out.commit()
 }

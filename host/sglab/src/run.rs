@@ -371,13 +371,20 @@ async fn execute(
     };
 
     let tokens_csv = exp.results.tokens_csv.then(|| dir.join("tokens.csv"));
-    let writer = RecordWriter::create(&dir.join("requests.csv"), tokens_csv.as_deref())?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let write_failed = tx.clone();
+    let writer = RecordWriter::create(
+        &dir.join("requests.csv"),
+        tokens_csv.as_deref(),
+        Box::new(move |e| {
+            let _ = write_failed.send(driver::Event::WriteFailed(e));
+        }),
+    )?;
     let progress = if quiet { ProgressBar::hidden() } else { ProgressBar::new(load.specs.len() as u64) };
     progress.set_style(
         ProgressStyle::with_template("{spinner} {pos}/{len} requests [{elapsed_precise}] {wide_bar} eta {eta}")
             .expect("valid template"),
     );
-    let (tx, rx) = std::sync::mpsc::channel();
     let interrupt = tx.clone();
     let limit = |v: f64| (v > 0.0).then_some((v * 1e9) as u64);
     let input = driver::Input {
@@ -515,9 +522,9 @@ async fn execute(
         "metrics": summary,
     });
     results::write_atomic(&dir.join("summary.json"), (serde_json::to_string_pretty(&doc)? + "\n").as_bytes())?;
-    if let Err(e) = crate::report::generate(&dir) {
-        tracing::warn!("plots and report.html not written: {e:#}");
-    }
+    // A write error here (a full disk) fails the run: exit 1, and no half
+    // file is left (plots and report.html are written whole or not at all).
+    let report = crate::report::generate(&dir);
     say_raw!("{}", results::table(&summary));
     if let Some(l) = &lag {
         say!(
@@ -543,6 +550,10 @@ async fn execute(
             exp.client.max_schedule_lag_ms
         );
     }
+    if let Err(e) = report {
+        eprintln!("error: plots and report.html not written: {e:#}");
+        return Ok((if end == RunEnd::Completed { RunEnd::Failed } else { end }, nodes));
+    }
     Ok((end, nodes))
 }
 
@@ -562,7 +573,7 @@ fn startup_failed(
         Some(s) => RunEnd::Interrupted(s),
         None => RunEnd::Failed,
     };
-    let writer = RecordWriter::create(&dir.join("requests.csv"), None)?;
+    let writer = RecordWriter::create(&dir.join("requests.csv"), None, Box::new(|_| {}))?;
     let tx = writer.sender();
     let first_line = reason.lines().next().unwrap_or_default();
     for s in load.specs.iter() {

@@ -46,6 +46,8 @@ pub enum Event {
     },
     /// A signal asked the run to stop (SIGINT, SIGTERM, SIGHUP).
     Interrupt(Signal),
+    /// A result file could not be written (a full disk): the run stops at once.
+    WriteFailed(String),
 }
 
 /// Everything the driver needs.
@@ -334,6 +336,13 @@ impl Driver {
                     error_kind: a.kind,
                 };
                 self.record(rec);
+            }
+            Event::WriteFailed(e) => {
+                if self.stop.is_none() {
+                    self.stop(Stop::Failure(e), true);
+                } else {
+                    let _ = self.cancel.send(true);
+                }
             }
             Event::Interrupt(sig) => {
                 if self.stop.is_some() {
