@@ -145,6 +145,7 @@ struct Ready {
 /// with either is a config error). The plugins' clock starts with the run.
 fn ready(cfg: experiment::Loaded) -> Result<Ready, ConfigError> {
     let load = prepare::workload(&cfg)?;
+    prepare::environment(&cfg)?;
     let clock = RunClock::new();
     let plugins = load_plugins(&cfg, &clock, &load.specs)?;
     Ok(Ready { cfg, load, plugins, clock })

@@ -162,3 +162,26 @@ fn an_experiment_can_come_from_a_pipe() {
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: "), "{}", String::from_utf8_lossy(&out.stdout));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn check_verifies_sim_flags_the_results_directory_and_the_router_module() {
+    check(
+        "simflag",
+        "[[nodes]]\nlaunch = \"sim\"\nargs = [\"--max-runing-requests\", \"8\"]\n",
+        &["--check"],
+        "error: exp.toml: nodes[0].args: unexpected argument '--max-runing-requests' found",
+    );
+    check(
+        "outdir",
+        "output_dir = \"exp.toml/results\"\n",
+        &["--check"],
+        "error: exp.toml: experiment.output_dir: exp.toml/results: exp.toml is not a directory",
+    );
+    // The system's python3 has no sglang_router (the project's .venv does).
+    check(
+        "router",
+        "[routing]\nmode = \"sglang-router\"\npython = \"python3\"\n",
+        &["--check"],
+        "error: exp.toml: routing.python: python3 cannot import sglang_router (ModuleNotFoundError: No module named 'sglang_router'); pip install sglang-router, or set it",
+    );
+}

@@ -164,3 +164,66 @@ pub async fn warmup(
         }
     }
 }
+
+/// What the run will need from this machine, checked before anything
+/// starts (and by `--check`): a writable results directory, valid flags for
+/// launched sim nodes, and the sglang-router module for that routing mode.
+pub fn environment(cfg: &experiment::Loaded) -> Result<(), ConfigError> {
+    let e = &cfg.exp;
+    let out = std::path::Path::new(&e.experiment.output_dir);
+    let existing = out.ancestors().find(|p| p.exists()).unwrap_or(std::path::Path::new("."));
+    let existing = if existing.as_os_str().is_empty() { std::path::Path::new(".") } else { existing };
+    if !existing.is_dir() {
+        let msg = format!("{}: {} is not a directory", e.experiment.output_dir, existing.display());
+        return Err(config_err(cfg, "experiment.output_dir", msg));
+    }
+    let c = std::ffi::CString::new(existing.as_os_str().as_encoded_bytes()).unwrap_or_default();
+    // SAFETY: access only reads the NUL-terminated path we own.
+    #[allow(unsafe_code)]
+    if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
+        let msg = format!("{}: cannot write in {}", e.experiment.output_dir, existing.display());
+        return Err(config_err(cfg, "experiment.output_dir", msg));
+    }
+    for (i, n) in e.nodes.iter().enumerate() {
+        if n.kind() == sglab_core::config::Launch::Sim {
+            sim_flags(&n.args).map_err(|m| config_err(cfg, &format!("nodes[{i}].args"), m))?;
+        }
+    }
+    if e.routing.mode == sglab_core::config::RoutingMode::SglangRouter {
+        let python = e
+            .routing
+            .python
+            .clone()
+            .or_else(|| std::env::var("SGLAB_PYTHON").ok())
+            .unwrap_or_else(|| "python3".to_owned());
+        let found = std::process::Command::new(&python)
+            .args(["-c", "import sglang_router.launch_router"])
+            .stdin(std::process::Stdio::null())
+            .output();
+        let why = match found {
+            Ok(o) if o.status.success() => None,
+            Ok(o) => Some(String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or_default().to_owned()),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = why {
+            let msg = format!("{python} cannot import sglang_router ({why}); pip install sglang-router, or set it");
+            return Err(config_err(cfg, "routing.python", msg));
+        }
+    }
+    Ok(())
+}
+
+/// Parses a sim node's `args` as `sglab sim` would: the first error line.
+fn sim_flags(args: &[String]) -> Result<(), String> {
+    use clap::Parser as _;
+    #[derive(clap::Parser)]
+    #[command(name = "sglab sim")]
+    struct SimCli {
+        #[command(flatten)]
+        _args: crate::sim::SimArgs,
+    }
+    match SimCli::try_parse_from(std::iter::once("sglab sim".to_owned()).chain(args.iter().cloned())) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.to_string().lines().next().unwrap_or("invalid").trim_start_matches("error: ").to_owned()),
+    }
+}
