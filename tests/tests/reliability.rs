@@ -401,3 +401,24 @@ fn walk_files(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+fn a_request_longer_than_the_nodes_context_fails_the_run_before_anything_is_sent() {
+    let node = SimNode::start(&["--profile", "llama-3.1-8b-h100", "--enable-metrics"]);
+    let s = Scratch::new("context");
+    let file = s.write(
+        "exp.toml",
+        &experiment("context", "[workload]\nnum_requests = 3\ninput_len = 150000\noutput_len = 16\n"),
+    );
+    let out = run_experiment(&s.path, &file, &["--url", &node.url]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("needs 150016 tokens (150000 prompt + 16 output) but")
+            && err.contains("serves a context of 131072 (max_model_len in /v1/models)"),
+        "{err}"
+    );
+    let csv = read_csv(&run_dir(&s.path, "context").join("requests.csv"));
+    assert!(csv.rows.len() == 3 && csv.rows.iter().all(|r| r["status"] == "cancelled"));
+    assert_eq!(sim_requests_total(&node.url), 0, "nothing was sent");
+}

@@ -342,6 +342,7 @@ async fn execute(
     };
     let http = crate::client::http(pool);
     let prepared = async {
+        prepare::check_context(&endpoints, &http, &load.specs, load.count).await?;
         let model = prepare::model(w.model.as_deref(), w.backend, &endpoints[0], &http).await?;
         let template = Arc::new(
             crate::client::body::BodyTemplate::new(w, &model)

@@ -227,3 +227,42 @@ fn sim_flags(args: &[String]) -> Result<(), String> {
         Err(e) => Err(e.to_string().lines().next().unwrap_or("invalid").trim_start_matches("error: ").to_owned()),
     }
 }
+
+/// The longest request (prompt + output tokens) against the context length
+/// each node reports (`max_model_len` in `/v1/models`: SGLang, vLLM, sglab
+/// sim). A node that says nothing is not checked, nor are approximate
+/// (word-counted) prompt lengths. An error here fails the run before any
+/// request is sent.
+pub async fn check_context(
+    nodes: &[Endpoint],
+    http: &Http,
+    specs: &[RequestSpec],
+    count: TokenCount,
+) -> anyhow::Result<()> {
+    if count == TokenCount::Approximate {
+        return Ok(());
+    }
+    let Some(longest) = specs.iter().max_by_key(|s| s.input_len() as u64 + s.output_len as u64) else { return Ok(()) };
+    let need = longest.input_len() as u64 + longest.output_len as u64;
+    for ep in nodes {
+        let Ok((status, body)) = client::call(http, ep, Method::GET, "/v1/models", Duration::from_secs(10)).await
+        else {
+            continue;
+        };
+        let ctx = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .filter(|_| status.is_success())
+            .and_then(|v| v.pointer("/data/0/max_model_len").and_then(serde_json::Value::as_u64));
+        if let Some(ctx) = ctx.filter(|c| need > *c) {
+            anyhow::bail!(
+                "request {} needs {need} tokens ({} prompt + {} output) but {} serves a context of {ctx} \
+                 (max_model_len in /v1/models): lower workload.input_len or workload.output_len",
+                longest.id,
+                longest.input_len(),
+                longest.output_len,
+                ep.base
+            );
+        }
+    }
+    Ok(())
+}
