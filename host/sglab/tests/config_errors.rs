@@ -138,7 +138,7 @@ fn bounds_urls_and_input_files_are_checked_before_anything_starts() {
         &["--check"],
     );
     assert_eq!(code, 2);
-    assert!(err.contains("workload.path: /dev/urandom: is not a regular file"), "{err}");
+    assert!(err.contains("workload.path: cannot read /dev/urandom: is not a regular file"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

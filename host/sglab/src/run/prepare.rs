@@ -60,7 +60,7 @@ pub fn workload(cfg: &experiment::Loaded) -> Result<Workload, ConfigError> {
             let path = resolve(p);
             Some(
                 crate::bounded::read_text(&path, crate::bounded::DATASET_BYTES)
-                    .map_err(|e| config_err(cfg, "workload.path", format!("{}: {e}", path.display())))?,
+                    .map_err(|e| config_err(cfg, "workload.path", format!("cannot read {}: {e}", path.display())))?,
             )
         }
         _ => None,
