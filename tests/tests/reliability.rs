@@ -345,32 +345,24 @@ fn the_plugin_deadline_counts_cpu_time_and_wall_time_is_only_a_backstop() {
     assert_eq!(read_csv(&run_dir(&s.path, "backstop").join("requests.csv")).rows.len(), 6);
 }
 
-#[test]
-fn a_full_disk_stops_the_run_at_once_and_leaves_no_torn_row_or_half_file() {
-    // The results go to a 48 KiB tmpfs, mounted in a private mount namespace
-    // (`unshare -r -m`: no privilege needed, nothing visible outside); what
-    // it held is copied out once sglab has exited.
-    let s = Scratch::new("diskfull");
-    let (mnt, kept) = (s.path.join("mnt"), s.path.join("kept"));
+/// Runs `sglab run` with its results on a tmpfs of `size`, mounted in a
+/// private mount namespace (`unshare -r -m`: no privilege needed, nothing
+/// visible outside); what the tmpfs held is copied out after sglab exits.
+/// Returns (exit code, stderr, the copied results root).
+fn run_on_small_disk(s: &Scratch, name: &str, size: &str, body: &str, mark: &str) -> (Option<i32>, String, PathBuf) {
+    let (mnt, kept) = (s.path.join(format!("{name}-mnt")), s.path.join(format!("{name}-kept")));
     std::fs::create_dir_all(&mnt).unwrap();
     std::fs::create_dir_all(&kept).unwrap();
     let file = s.write(
-        "exp.toml",
-        &format!(
-            "[experiment]\nname = \"diskfull\"\noutput_dir = \"{}/results\"\n\n\
-             [workload]\nnum_requests = 600\ninput_len = 16\noutput_len = 4\n\n[arrival]\nprocess = \"constant\"\nrate = 300.0\n\n{SIMS}",
-            mnt.display()
-        ),
+        &format!("{name}.toml"),
+        &format!("[experiment]\nname = \"{name}\"\noutput_dir = \"{}/results\"\n\n{body}", mnt.display()),
     );
-    let mark = format!("diskfull-{}", std::process::id());
-    let script = r#"mount -t tmpfs -o size=48k tmpfs "$1" || exit 99; "$2" run "$3" --quiet; code=$?; cp -r "$1/results" "$4/"; exit $code"#;
+    let script = r#"mount -t tmpfs -o size="$5" tmpfs "$1" || exit 99; "$2" run "$3" --quiet; code=$?; cp -r "$1/results" "$4/"; exit $code"#;
     let mut child = std::process::Command::new("unshare")
         .args(["-r", "-m", "sh", "-c", script, "sh"])
-        .arg(&mnt)
-        .arg(sglab_bin())
-        .arg(&file)
-        .arg(&kept)
-        .env("SGLAB_TEST_MARK", &mark)
+        .args([mnt.as_os_str(), sglab_bin().as_os_str(), file.as_os_str(), kept.as_os_str()])
+        .arg(size)
+        .env("SGLAB_TEST_MARK", mark)
         .env("SGLAB_CACHE_DIR", s.path.join("cache"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -379,7 +371,29 @@ fn a_full_disk_stops_the_run_at_once_and_leaves_no_torn_row_or_half_file() {
     let st = exit_within(&mut child, Duration::from_secs(90));
     let err = String::from_utf8_lossy(&child.wait_with_output().unwrap().stderr).into_owned();
     assert_ne!(st.code(), Some(99), "could not mount a tmpfs in a private namespace: {err}");
-    assert_eq!(st.code(), Some(1), "{err}");
+    (st.code(), err, kept)
+}
+
+fn no_half_files(run: &Path) {
+    let files = walk_files(run);
+    let stray: Vec<_> = files.iter().filter(|p| p.file_name().unwrap().to_string_lossy().ends_with(".tmp")).collect();
+    assert!(stray.is_empty(), "half files left: {stray:?}");
+    for svg in files.iter().filter(|p| p.extension().is_some_and(|e| e == "svg")) {
+        let text = std::fs::read_to_string(svg).unwrap();
+        assert!(text.trim_end().ends_with("</svg>"), "a cut SVG: {}", svg.display());
+    }
+}
+
+#[test]
+fn a_full_disk_stops_the_run_at_once_and_leaves_no_torn_row_or_half_file() {
+    let s = Scratch::new("diskfull");
+    let mark = format!("diskfull-{}", std::process::id());
+    // 48 KiB: requests.csv fills up mid-run.
+    let body = format!(
+        "[workload]\nnum_requests = 600\ninput_len = 16\noutput_len = 4\n\n[arrival]\nprocess = \"constant\"\nrate = 300.0\n\n{SIMS}"
+    );
+    let (code, err, kept) = run_on_small_disk(&s, "diskfull", "48k", &body, &mark);
+    assert_eq!(code, Some(1), "{err}");
     let line = err.lines().rfind(|l| l.starts_with("error:")).unwrap_or_else(|| panic!("{err}"));
     assert!(line.contains("requests.csv: No space left on device"), "{line}");
     let run = run_dir(&kept, "diskfull");
@@ -387,10 +401,25 @@ fn a_full_disk_stops_the_run_at_once_and_leaves_no_torn_row_or_half_file() {
     assert!(text.ends_with('\n'), "a torn last row: {:?}", &text[text.len().saturating_sub(80)..]);
     let csv = read_csv(&run.join("requests.csv"));
     assert!(!csv.rows.is_empty() && csv.rows.len() < 600, "{} rows", csv.rows.len());
-    let stray: Vec<_> =
-        walk_files(&run).into_iter().filter(|p| p.file_name().unwrap().to_string_lossy().ends_with(".tmp")).collect();
-    assert!(stray.is_empty(), "half files left: {stray:?}");
+    no_half_files(&run);
     assert!(marked_processes(&mark).is_empty(), "left behind: {:?}", marked_processes(&mark));
+
+    // 96 KiB: the run's files fit, the plots do not. The run fails (exit 1)
+    // and every file there is whole.
+    let body = format!(
+        "[workload]\nnum_requests = 10\ninput_len = 16\noutput_len = 4\n\n[arrival]\nprocess = \"constant\"\nrate = 100.0\n\n{SIMS}"
+    );
+    let (code, err, kept) = run_on_small_disk(&s, "plotsfull", "96k", &body, &mark);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("error: plots and report.html not written: writing ") && err.contains("No space left on device"),
+        "{err}"
+    );
+    let run = run_dir(&kept, "plotsfull");
+    assert_eq!(read_csv(&run.join("requests.csv")).rows.len(), 10);
+    assert_eq!(summary(&run)["status"], "ok", "summary.json is whole");
+    assert!(!run.join("report.html").exists());
+    no_half_files(&run);
 }
 
 fn walk_files(dir: &Path) -> Vec<PathBuf> {
