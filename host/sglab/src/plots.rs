@@ -80,40 +80,31 @@ fn draw(
 ) -> anyhow::Result<()> {
     // Drawn in memory, then written whole: a full disk leaves no half SVG.
     let mut svg = String::new();
-    render(&mut svg, title, (x_label, y_label), (x_max, y_max), series, legend)?;
+    {
+        let root = SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(48)
+            .build_cartesian_2d(0f64..x_max, 0f64..y_max)
+            .map_err(err)?;
+        chart.configure_mesh().x_desc(x_label).y_desc(y_label).draw().map_err(err)?;
+        for (i, (name, v)) in series.iter().enumerate() {
+            let c = color(i);
+            chart
+                .draw_series(LineSeries::new(v.iter().copied(), c.stroke_width(2)))
+                .map_err(err)?
+                .label(name.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+        }
+        if legend {
+            chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(err)?;
+        }
+        root.present().map_err(err)?;
+    }
     crate::results::write_atomic(path, svg.as_bytes())
-}
-
-fn render(
-    svg: &mut String,
-    title: &str,
-    (x_label, y_label): (&str, &str),
-    (x_max, y_max): (f64, f64),
-    series: &[(String, Vec<(f64, f64)>)],
-    legend: bool,
-) -> anyhow::Result<()> {
-    let root = SVGBackend::with_string(svg, (W, H)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(48)
-        .build_cartesian_2d(0f64..x_max, 0f64..y_max)
-        .map_err(err)?;
-    chart.configure_mesh().x_desc(x_label).y_desc(y_label).draw().map_err(err)?;
-    for (i, (name, v)) in series.iter().enumerate() {
-        let c = color(i);
-        chart
-            .draw_series(LineSeries::new(v.iter().copied(), c.stroke_width(2)))
-            .map_err(err)?
-            .label(name.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
-    }
-    if legend {
-        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(err)?;
-    }
-    root.present().map_err(err)
 }
 
 /// Most points a step line keeps: far more than a chart's pixels, and a
