@@ -191,6 +191,42 @@ pub struct Send {
     pub max_event_bytes: usize,
 }
 
+/// How every request of a run is sent (the run's requests and its warm-up
+/// alike): the body template, the API, and the per-request limits.
+#[derive(Debug, Clone)]
+pub struct Sending {
+    /// What bodies are made from.
+    pub template: Arc<body::BodyTemplate>,
+    /// API.
+    pub backend: Backend,
+    /// Streamed responses.
+    pub stream: bool,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Output past this many times the length asked for cuts a stream.
+    pub max_output_factor: f64,
+    /// The largest single event (or whole body) read, bytes.
+    pub max_event_bytes: usize,
+}
+
+impl Sending {
+    /// The request for `spec` to `ep` (its body is built here: call it on
+    /// the request's task, not the dispatcher thread).
+    pub fn request(&self, ep: Endpoint, spec: &sglab_core::workload::RequestSpec) -> Send {
+        let cap = (f64::from(spec.output_len) * self.max_output_factor).ceil().min(f64::from(u32::MAX)) as u32;
+        Send {
+            ep,
+            template: self.template.clone(),
+            backend: self.backend,
+            stream: self.stream,
+            body: self.template.body(spec),
+            timeout: self.timeout,
+            max_tokens: cap,
+            max_event_bytes: self.max_event_bytes,
+        }
+    }
+}
+
 /// Sends the request and reads the response, calling `on_first_token`
 /// with (to_server, at) the moment the first token arrives.
 pub async fn send(

@@ -134,21 +134,21 @@ pub type Cancel = tokio::sync::watch::Receiver<crate::signals::Received>;
 async fn await_ready(ep: &Endpoint, rule: &Readiness, timeout: Duration, mut cancel: Cancel) -> anyhow::Result<()> {
     let http = client::http(1);
     let deadline = Instant::now() + timeout;
-    let mut last = anyhow::anyhow!("no answer yet");
-    while Instant::now() < deadline {
-        tokio::select! {
-            r = ready_once(&http, ep, rule) => match r {
+    let poll = async {
+        let mut last = anyhow::anyhow!("no answer yet");
+        while Instant::now() < deadline {
+            match ready_once(&http, ep, rule).await {
                 Ok(()) => return Ok(()),
                 Err(e) => last = e,
-            },
-            s = crate::signals::first(&mut cancel) => bail!("interrupted by {} while waiting for it", s.name()),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-            s = crate::signals::first(&mut cancel) => bail!("interrupted by {} while waiting for it", s.name()),
-        }
+        Err(last.context(format!("not ready after {:.0} s", timeout.as_secs_f64())))
+    };
+    tokio::select! {
+        r = poll => r,
+        s = crate::signals::first(&mut cancel) => bail!("interrupted by {} while waiting for it", s.name()),
     }
-    Err(last.context(format!("not ready after {:.0} s", timeout.as_secs_f64())))
 }
 
 /// Waits for readiness while watching the process: one that exits during
@@ -170,7 +170,7 @@ async fn ready_or_exit(
 
 /// Makes a launched process die with sglab, even when sglab is SIGKILLed
 /// or OOM-killed (Linux: the parent-death signal, set in the child before
-/// exec), and notes its PID in `logs/pids.txt`.
+/// exec).
 fn die_with_parent(cmd: &mut Command) {
     #[cfg(target_os = "linux")]
     // SAFETY: prctl is async-signal-safe, touches only the calling (child)
@@ -188,6 +188,8 @@ fn die_with_parent(cmd: &mut Command) {
     }
 }
 
+/// Notes a launched process's PID in `logs/pids.txt` (beside its log), so
+/// that anyone can check that none is left.
 fn record_pid(log_path: &Path, name: &str, child: &Child) {
     use std::io::Write as _;
     let (Some(dir), Some(pid)) = (log_path.parent(), child.id()) else { return };
@@ -311,17 +313,19 @@ async fn launch_process(
     })
 }
 
+/// The Python that runs SGLang or sglang-router: the configured one, else
+/// `$SGLAB_PYTHON`, else `python3`.
+pub fn python(configured: Option<&str>) -> String {
+    configured.map(str::to_owned).or_else(|| std::env::var("SGLAB_PYTHON").ok()).unwrap_or_else(|| "python3".to_owned())
+}
+
 /// The argv and environment of replica `r` of an `sglang` or `command` node.
 fn process_argv(spec: &NodeSpec, r: usize, host: &str, port: u16) -> (Vec<String>, Vec<(&'static str, String)>) {
     let gpus = spec.gpus.get(r).cloned();
     let env: Vec<(&'static str, String)> = gpus.iter().map(|g| ("CUDA_VISIBLE_DEVICES", g.clone())).collect();
     let argv = match spec.kind() {
         Launch::Sglang => {
-            let python = spec
-                .python
-                .clone()
-                .or_else(|| std::env::var("SGLAB_PYTHON").ok())
-                .unwrap_or_else(|| "python3".to_owned());
+            let python = python(spec.python.as_deref());
             let mut a = vec![python, "-m".into(), "sglang.launch_server".into()];
             a.extend(["--model-path".into(), spec.model_path.clone().unwrap_or_default()]);
             a.extend(["--host".into(), host.to_owned(), "--port".into(), port.to_string()]);
@@ -470,11 +474,7 @@ impl Nodes {
     /// Launches the real sglang-router in front of the nodes and waits for
     /// its `/readiness`.
     pub async fn start_router(&mut self, routing: &Routing, logs_dir: &Path, cancel: Cancel) -> anyhow::Result<()> {
-        let python = routing
-            .python
-            .clone()
-            .or_else(|| std::env::var("SGLAB_PYTHON").ok())
-            .unwrap_or_else(|| "python3".to_owned());
+        let python = python(routing.python.as_deref());
         let (port, metrics_port) = (free_port()?, free_port()?);
         let log_path = logs_dir.join("router.log");
         let log = std::fs::File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;

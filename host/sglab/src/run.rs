@@ -344,27 +344,27 @@ async fn execute(
     let prepared = async {
         prepare::check_context(&endpoints, &http, &load.specs, load.count).await?;
         let model = prepare::model(w.model.as_deref(), w.backend, &endpoints[0], &http).await?;
-        let template = Arc::new(
-            crate::client::body::BodyTemplate::new(w, &model)
-                .map_err(|e| anyhow::anyhow!("workload.drop_fields: {e}"))?,
-        );
-        prepare::warmup(
-            exp.client.warmup_requests,
-            &load.specs[0],
-            &endpoints,
-            &http,
-            (&template, w.backend, w.stream, timeout),
-        )
-        .await
-        .context("warmup")?;
-        anyhow::Ok(template)
+        let template = crate::client::body::BodyTemplate::new(w, &model)
+            .map_err(|e| anyhow::anyhow!("workload.drop_fields: {e}"))?;
+        let sending = Arc::new(crate::client::Sending {
+            template: Arc::new(template),
+            backend: w.backend,
+            stream: w.stream,
+            timeout,
+            max_output_factor: exp.client.max_output_factor,
+            max_event_bytes: exp.client.max_event_bytes as usize,
+        });
+        prepare::warmup(exp.client.warmup_requests, &load.specs[0], &endpoints, &http, &sending)
+            .await
+            .context("warmup")?;
+        anyhow::Ok(sending)
     };
     let mut sig_rx = sig.clone();
     let prepared = tokio::select! {
         r = prepared => r,
         s = crate::signals::first(&mut sig_rx) => Err(anyhow::anyhow!("interrupted by {} before the first request", s.name())),
     };
-    let template = match prepared {
+    let sending = match prepared {
         Ok(t) => t,
         Err(e) => {
             nodes.stop().await;
@@ -396,12 +396,7 @@ async fn execute(
         batcher: plugins.batcher,
         router: plugins.router,
         clock: clock.clone(),
-        timeout,
-        backend: w.backend,
-        stream: w.stream,
-        template,
-        max_output_factor: exp.client.max_output_factor,
-        max_event_bytes: exp.client.max_event_bytes as usize,
+        sending,
         max_duration: limit(exp.client.max_duration_s),
         max_errors: (exp.client.max_errors > 0).then_some(exp.client.max_errors),
         node_known: nodes.router.is_none(),

@@ -20,8 +20,7 @@ use sglab_core::record::{RequestRecord, Status};
 use sglab_core::workload::{PREFIX_BLOCK_TOKENS, RequestSpec};
 use tokio::sync::watch;
 
-use crate::client::body::BodyTemplate;
-use crate::client::{self, Attempt, Endpoint, Http};
+use crate::client::{self, Attempt, Endpoint, Http, Sending};
 use crate::plugin::{RunClock, WasmBatcher, WasmRouter};
 use crate::signals::Signal;
 
@@ -64,18 +63,8 @@ pub struct Input {
     pub router: WasmRouter,
     /// Run clock (started by the driver).
     pub clock: RunClock,
-    /// Per-request timeout.
-    pub timeout: Duration,
-    /// API.
-    pub backend: Backend,
-    /// Streamed responses.
-    pub stream: bool,
-    /// Request bodies.
-    pub template: Arc<BodyTemplate>,
-    /// Output past this many times the length asked for cuts a stream.
-    pub max_output_factor: f64,
-    /// The largest single event read, bytes.
-    pub max_event_bytes: usize,
+    /// How requests are sent (bodies, API, limits).
+    pub sending: Arc<Sending>,
     /// Stop dispatching after this long (None: no limit).
     pub max_duration: Option<Nanos>,
     /// Stop dispatching after this many errors (None: no limit).
@@ -395,21 +384,18 @@ impl Driver {
         let specs = self.input.specs.clone();
         let http = self.input.http.clone();
         let clock = self.input.clock.clone();
-        let (timeout, backend, stream, template) =
-            (self.input.timeout, self.input.backend, self.input.stream, self.input.template.clone());
-        let max_tokens = output_cap(specs[id as usize].output_len, self.input.max_output_factor);
-        let max_event_bytes = self.input.max_event_bytes;
+        let sending = self.input.sending.clone();
         let events = self.events.clone();
         let cancel = self.cancel.subscribe();
         self.input.runtime.spawn(async move {
             // Reports Done even if this task panics, so the run never waits for it.
-            let mut guard = DoneGuard { id, backend, clock: clock.clone(), events: Some(events.clone()) };
-            let body = template.body(&specs[id as usize]);
+            let mut guard =
+                DoneGuard { id, backend: sending.backend, clock: clock.clone(), events: Some(events.clone()) };
+            let req = sending.request(ep, &specs[id as usize]);
             let ft = events.clone();
             let on_first = move |to_server, at| {
                 let _ = ft.send(Event::FirstToken { id, to_server, at });
             };
-            let req = client::Send { ep, template, backend, stream, body, timeout, max_tokens, max_event_bytes };
             let attempt = client::send(&http, req, clock, cancel, on_first).await;
             guard.events = None;
             let _ = events.send(Event::Done { id, attempt });
@@ -429,11 +415,6 @@ impl Driver {
     }
 }
 
-/// The most output tokens accepted for a request that asked for `asked`.
-pub fn output_cap(asked: u32, factor: f64) -> u32 {
-    (f64::from(asked) * factor).ceil().min(f64::from(u32::MAX)) as u32
-}
-
 /// Sends an error `Done` for a request task that ended without one (it panicked).
 struct DoneGuard {
     id: u64,
@@ -446,10 +427,10 @@ impl Drop for DoneGuard {
     fn drop(&mut self) {
         if let Some(events) = self.events.take() {
             let now = self.clock.now_ns();
-            let mut attempt = client::StreamState::new(self.backend, now).attempt;
-            attempt.error = Some("internal error: the request task panicked".to_owned());
-            attempt.kind = Some(sglab_core::record::ErrorKind::Internal);
-            let _ = events.send(Event::Done { id: self.id, attempt });
+            let mut st = client::StreamState::new(self.backend, now);
+            let why = "internal error: the request task panicked".to_owned();
+            st.fail(now, sglab_core::record::ErrorKind::Internal, why);
+            let _ = events.send(Event::Done { id: self.id, attempt: st.attempt });
         }
     }
 }

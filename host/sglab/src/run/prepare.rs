@@ -11,7 +11,7 @@ use sglab_core::config::{Backend, Dataset};
 use sglab_core::workload::{self, Approx, Prompt, RequestSpec, TokenCount, Tokenizer};
 
 use crate::client::body::BodyTemplate;
-use crate::client::{self, Endpoint, Http};
+use crate::client::{self, Endpoint, Http, Sending};
 use crate::experiment::{self, ConfigError};
 use crate::plugin::RunClock;
 use crate::tokenizer::HfTokenizer;
@@ -114,28 +114,17 @@ pub async fn warmup(
     spec: &RequestSpec,
     nodes: &[Endpoint],
     http: &Http,
-    req: (&Arc<BodyTemplate>, Backend, bool, Duration),
+    sending: &Sending,
 ) -> anyhow::Result<()> {
     if n == 0 {
         return Ok(());
     }
-    let (template, backend, stream, timeout) = req;
     let warm = RequestSpec { output_len: spec.output_len.min(32), ..spec.clone() };
-    let body = template.body(&warm);
     // Hold the sender: a closed channel would read as "cancel".
     let (_keep, never) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..n as usize {
-        let send = client::Send {
-            ep: nodes[i % nodes.len()].clone(),
-            template: template.clone(),
-            backend,
-            stream,
-            body: body.clone(),
-            timeout,
-            max_tokens: super::driver::output_cap(warm.output_len, 2.0),
-            max_event_bytes: 16 << 20,
-        };
+        let send = sending.request(nodes[i % nodes.len()].clone(), &warm);
         let (http, never) = (http.clone(), never.clone());
         tasks.spawn(async move { client::send(&http, send, RunClock::new(), never, |_, _| {}).await });
     }
@@ -171,8 +160,8 @@ pub async fn warmup(
 pub fn environment(cfg: &experiment::Loaded) -> Result<(), ConfigError> {
     let e = &cfg.exp;
     let out = std::path::Path::new(&e.experiment.output_dir);
+    // A relative path's last ancestor is "", which never exists: then ".".
     let existing = out.ancestors().find(|p| p.exists()).unwrap_or(std::path::Path::new("."));
-    let existing = if existing.as_os_str().is_empty() { std::path::Path::new(".") } else { existing };
     if !existing.is_dir() {
         let msg = format!("{}: {} is not a directory", e.experiment.output_dir, existing.display());
         return Err(config_err(cfg, "experiment.output_dir", msg));
@@ -190,12 +179,7 @@ pub fn environment(cfg: &experiment::Loaded) -> Result<(), ConfigError> {
         }
     }
     if e.routing.mode == sglab_core::config::RoutingMode::SglangRouter {
-        let python = e
-            .routing
-            .python
-            .clone()
-            .or_else(|| std::env::var("SGLAB_PYTHON").ok())
-            .unwrap_or_else(|| "python3".to_owned());
+        let python = crate::nodes::python(e.routing.python.as_deref());
         let found = std::process::Command::new(&python)
             .args(["-c", "import sglang_router.launch_router"])
             .stdin(std::process::Stdio::null())
