@@ -150,7 +150,7 @@ fn api_keys_come_from_the_environment_and_are_never_written() {
         assert_eq!(r["headers"]["x-team"], "lab");
     }
     assert!(!stderr(&out).contains(key) && !stdout(&out).contains(key), "the key reached the logs");
-    for entry in walk(&run) {
+    for entry in files_under(&run) {
         let text = String::from_utf8_lossy(&std::fs::read(&entry).unwrap()).into_owned();
         assert!(!text.contains(key), "the key is in {}", entry.display());
     }
@@ -185,15 +185,6 @@ fn api_keys_come_from_the_environment_and_are_never_written() {
         err.contains(&format!("url-0 at {}: not ready after 1 s: GET /health answered 401 Unauthorized", srv.url)),
         "{err}"
     );
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
-    }
-    out
 }
 
 #[test]

@@ -375,7 +375,7 @@ fn run_on_small_disk(s: &Scratch, name: &str, size: &str, body: &str, mark: &str
 }
 
 fn no_half_files(run: &Path) {
-    let files = walk_files(run);
+    let files = files_under(run);
     let stray: Vec<_> = files.iter().filter(|p| p.file_name().unwrap().to_string_lossy().ends_with(".tmp")).collect();
     assert!(stray.is_empty(), "half files left: {stray:?}");
     for svg in files.iter().filter(|p| p.extension().is_some_and(|e| e == "svg")) {
@@ -420,15 +420,6 @@ fn a_full_disk_stops_the_run_at_once_and_leaves_no_torn_row_or_half_file() {
     assert_eq!(summary(&run)["status"], "ok", "summary.json is whole");
     assert!(!run.join("report.html").exists());
     no_half_files(&run);
-}
-
-fn walk_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() { out.extend(walk_files(&p)) } else { out.push(p) }
-    }
-    out
 }
 
 #[test]
