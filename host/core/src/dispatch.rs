@@ -183,6 +183,13 @@ impl Dispatcher {
         self.touch(node);
     }
 
+    /// The server's latest report on `node` (plugins see it with their next
+    /// node update).
+    pub fn set_server(&mut self, node: NodeIndex, snapshot: crate::policy::ServerSnapshot) {
+        self.nodes[node as usize].server = Some(snapshot);
+        self.touch(node);
+    }
+
     /// Request `info.id` entered the client queue at `now`.
     pub fn arrive(&mut self, info: RequestInfo, batcher: &mut dyn BatchPolicy) -> Result<(), PolicyError> {
         let id = info.id as usize;

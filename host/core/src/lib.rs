@@ -8,6 +8,8 @@
 //! - [`policy`]: the strategy traits the dispatcher calls (the host implements
 //!   them over WebAssembly plugins).
 //! - [`dispatch`]: the client queue and per-node bookkeeping state machine.
+//! - [`session`]: arrivals, stop rules, dispatcher and records: the client
+//!   session both drivers run.
 //! - [`record`] and [`stats`]: per-request records and their summary.
 //! - [`timeline`]: exact queued/running/decoding step functions over time.
 //! - [`sse`]: server-sent-event framing.
@@ -21,6 +23,7 @@ pub mod dispatch;
 pub mod policy;
 pub mod record;
 pub mod rng;
+pub mod session;
 pub mod sim;
 pub mod sse;
 pub mod stats;

@@ -13,6 +13,8 @@ use std::time::Duration;
 use http::Method;
 use serde_json::Value;
 
+use sglab_core::policy::ServerSnapshot;
+
 use crate::client::{self, Endpoint};
 use crate::plugin::RunClock;
 use crate::poller::{Poller, csv_file};
@@ -68,8 +70,28 @@ pub fn from_prometheus(text: &str) -> Result<Vec<Option<f64>>, String> {
     Ok(values)
 }
 
-/// Starts polling `nodes` every `interval` into `path`.
-pub fn start(path: &Path, nodes: Vec<Endpoint>, interval: Duration, clock: RunClock) -> anyhow::Result<Poller> {
+/// What a plugin sees of a node's report, from the HEADER columns.
+pub fn snapshot(vals: &[Option<f64>], age_ns: u64) -> ServerSnapshot {
+    let v = |i: usize| vals.get(i).copied().flatten().unwrap_or(0.0);
+    ServerSnapshot {
+        running: v(0) as u32,
+        queued: v(1) as u32,
+        kv_usage: v(2) as f32,
+        cache_hit_rate: v(3) as f32,
+        age_ns,
+    }
+}
+
+/// Starts polling `nodes` every `interval` into `path`. Each node's report
+/// also goes to `feed` (node index, snapshot), for the routing plugins:
+/// `/v1/loads` where the node has it, else `/metrics`.
+pub fn start(
+    path: &Path,
+    nodes: Vec<Endpoint>,
+    interval: Duration,
+    clock: RunClock,
+    feed: impl Fn(usize, ServerSnapshot) + Send + 'static,
+) -> anyhow::Result<Poller> {
     let mut file = csv_file(path, HEADER)?;
     Ok(Poller::spawn(interval, |mut ticks| async move {
         let http = client::http(nodes.len());
@@ -82,6 +104,7 @@ pub fn start(path: &Path, nodes: Vec<Endpoint>, interval: Duration, clock: RunCl
                         continue;
                     }
                     let url = format!("{}{path}", ep.base);
+                    let asked = clock.now_ns();
                     let got = async {
                         let (status, body) = client::call(&http, ep, Method::GET, path, Duration::from_secs(2)).await?;
                         anyhow::ensure!(status.is_success(), "HTTP {status}");
@@ -100,6 +123,9 @@ pub fn start(path: &Path, nodes: Vec<Endpoint>, interval: Duration, clock: RunCl
                     });
                     match values {
                         Ok(vals) => {
+                            if k == 0 || missing[i][0] {
+                                feed(i, snapshot(&vals, clock.now_ns().saturating_sub(asked)));
+                            }
                             let mut line = format!("{i},{t},{}", ["loads", "metrics"][k]);
                             for v in vals {
                                 line.push(',');

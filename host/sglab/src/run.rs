@@ -405,12 +405,20 @@ async fn execute(
         http,
         progress,
     };
+    // Reports reach the plugins only when they route to these nodes (not
+    // behind sglang-router, where the run has one endpoint).
+    let snapshots = nodes.router.is_none().then(|| tx.clone());
     let collector = match exp.results.server_metrics_interval_s {
         i if i > 0.0 => Some(crate::collector::start(
             &dir.join("server_metrics.csv"),
             nodes.list.iter().map(crate::nodes::Node::endpoint).collect(),
             Duration::from_secs_f64(i),
             clock.clone(),
+            move |node, snapshot| {
+                if let Some(tx) = &snapshots {
+                    let _ = tx.send(driver::Event::Server { node: node as u32, snapshot });
+                }
+            },
         )?),
         _ => None,
     };

@@ -6,36 +6,7 @@
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
-/// A signal that asks the run to stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
-    /// Ctrl-C.
-    Int,
-    /// `kill`, `timeout`, systemd, Slurm, Kubernetes.
-    Term,
-    /// The terminal went away.
-    Hup,
-}
-
-impl Signal {
-    /// The exit code, 128 + the signal's number (130, 143, 129).
-    pub fn exit_code(self) -> u8 {
-        128 + match self {
-            Signal::Int => libc::SIGINT,
-            Signal::Term => libc::SIGTERM,
-            Signal::Hup => libc::SIGHUP,
-        } as u8
-    }
-
-    /// `SIGINT`, ...
-    pub fn name(self) -> &'static str {
-        match self {
-            Signal::Int => "SIGINT",
-            Signal::Term => "SIGTERM",
-            Signal::Hup => "SIGHUP",
-        }
-    }
-}
+pub use sglab_core::session::Signal;
 
 /// What has been received so far: the first signal and how many came.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -30,14 +30,7 @@ pub struct BodyTemplate {
     fields: Vec<Field>,
 }
 
-/// A field a server refused, and what to change.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Refusal {
-    /// The dotted path of the field.
-    pub field: String,
-    /// The experiment key to change.
-    pub hint: String,
-}
+pub use sglab_core::session::Refusal;
 
 /// The default body (without the prompt) for `backend`.
 fn defaults(backend: Backend, model: &str, stream: bool, max_field: MaxTokensField) -> Map<String, Value> {

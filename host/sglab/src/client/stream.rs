@@ -6,42 +6,9 @@ use sglab_core::Nanos;
 use sglab_core::config::Backend;
 use sglab_core::record::ErrorKind;
 
-use super::{api, body};
+use super::api;
 
-/// What happened to one sent request.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Attempt {
-    /// When sending started.
-    pub to_server: Nanos,
-    /// First event carrying a token.
-    pub first_token: Option<Nanos>,
-    /// Final event (`[DONE]`) or the failure.
-    pub finish: Nanos,
-    /// Output tokens (the server's count where it reports one).
-    pub decode_length: u32,
-    /// The server's prompt token count, if reported.
-    pub prompt_tokens: Option<u32>,
-    /// Prefix-cache hit tokens, if reported.
-    pub cached_tokens: Option<u32>,
-    /// Events that carried at least one token.
-    pub token_events: u32,
-    /// None when ok; else the error.
-    pub error: Option<String>,
-    /// The client cancelled it.
-    pub cancelled: bool,
-    /// The node could not be reached at all (connection refused or failed).
-    pub unreachable: bool,
-    /// Retractions the server reported.
-    pub retractions: Option<u32>,
-    /// Every token event: (time, cumulative output tokens).
-    pub token_times: Vec<(Nanos, u32)>,
-    /// Why the server says it stopped.
-    pub finish_reason: Option<String>,
-    /// The server refused a field of the request body (stops the run).
-    pub refused: Option<body::Refusal>,
-    /// What kind of failure `error` is.
-    pub kind: Option<ErrorKind>,
-}
+pub use sglab_core::session::Attempt;
 
 /// Parses response events into an [`Attempt`] as they arrive.
 #[derive(Debug)]
@@ -60,23 +27,7 @@ impl StreamState {
     /// A fresh state for a request sent at `to_server`.
     pub fn new(backend: Backend, to_server: Nanos) -> Self {
         Self {
-            attempt: Attempt {
-                to_server,
-                first_token: None,
-                finish: to_server,
-                decode_length: 0,
-                prompt_tokens: None,
-                cached_tokens: None,
-                token_events: 0,
-                error: None,
-                cancelled: false,
-                unreachable: false,
-                retractions: None,
-                token_times: Vec::new(),
-                finish_reason: None,
-                refused: None,
-                kind: None,
-            },
+            attempt: Attempt::new(to_server),
             backend,
             done: false,
             last_at: to_server,
@@ -164,9 +115,7 @@ impl StreamState {
 
     /// Ends the attempt at `at` as a failure of `kind`.
     pub fn fail(&mut self, at: Nanos, kind: ErrorKind, msg: String) {
-        self.attempt.finish = at;
-        self.attempt.error = Some(msg);
-        self.attempt.kind = Some(kind);
+        self.attempt.fail(at, kind, msg);
     }
 
     /// Closes a stream at `at`. It is complete when it ended cleanly after

@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -15,28 +16,63 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-/// The run's clock: nanoseconds since the run started, on the monotonic
-/// clock. Never wall time. Before [`RunClock::start`] it reads 0, so plugins
-/// created ahead of the run see time begin with the run.
+/// The run's clock: nanoseconds since the run started. In live runs the
+/// monotonic clock (never wall time): before [`RunClock::start`] it reads
+/// 0, so plugins created ahead of the run see time begin with the run. In
+/// virtual runs ([`RunClock::manual`]) the discrete-event loop sets it;
+/// records, `now-ns` and the WASI clocks all read it, while plugin
+/// deadlines keep counting host time.
 #[derive(Debug, Clone, Default)]
 pub struct RunClock {
-    anchor: Arc<OnceLock<Instant>>,
+    inner: Arc<ClockInner>,
+}
+
+#[derive(Debug)]
+enum ClockInner {
+    /// Live runs: a monotonic instant, anchored when the run starts.
+    Monotonic(OnceLock<Instant>),
+    /// Virtual time: whatever the driver last set.
+    Manual(AtomicU64),
+}
+
+impl Default for ClockInner {
+    fn default() -> Self {
+        ClockInner::Monotonic(OnceLock::new())
+    }
 }
 
 impl RunClock {
-    /// An unstarted clock.
+    /// An unstarted live clock.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Starts the clock now (once; later calls return the first anchor).
-    pub fn start(&self) -> Instant {
-        *self.anchor.get_or_init(Instant::now)
+    /// A virtual clock at 0, moved only by [`RunClock::set`].
+    pub fn manual() -> Self {
+        Self { inner: Arc::new(ClockInner::Manual(AtomicU64::new(0))) }
+    }
+
+    /// Starts a live clock now (once; later calls keep the first anchor).
+    /// A virtual clock is unaffected.
+    pub fn start(&self) {
+        if let ClockInner::Monotonic(anchor) = &*self.inner {
+            anchor.get_or_init(Instant::now);
+        }
+    }
+
+    /// Moves a virtual clock to `ns` (a live clock ignores it).
+    pub fn set(&self, ns: u64) {
+        if let ClockInner::Manual(t) = &*self.inner {
+            t.store(ns, Ordering::Relaxed);
+        }
     }
 
     /// Nanoseconds since the run started (0 before it started).
     pub fn now_ns(&self) -> u64 {
-        self.anchor.get().map_or(0, |a| a.elapsed().as_nanos() as u64)
+        match &*self.inner {
+            ClockInner::Monotonic(anchor) => anchor.get().map_or(0, |a| a.elapsed().as_nanos() as u64),
+            ClockInner::Manual(t) => t.load(Ordering::Relaxed),
+        }
     }
 }
 
