@@ -90,6 +90,30 @@ pub struct ExperimentSection {
     /// Root of the results tree, relative to the working directory.
     #[serde(default = "default_output_dir")]
     pub output_dir: String,
+    /// `real` (default) or `virtual` (a discrete-event run of the sim nodes).
+    #[serde(default)]
+    pub clock: Clock,
+}
+
+/// How time passes in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Clock {
+    /// Wall-clock time: real HTTP to real (or simulated) servers.
+    #[default]
+    Real,
+    /// Simulated time: the sim nodes' engines in-process, on one event loop.
+    Virtual,
+}
+
+impl Clock {
+    /// `real` or `virtual`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Clock::Real => "real",
+            Clock::Virtual => "virtual",
+        }
+    }
 }
 
 fn default_seed() -> u64 {
@@ -509,6 +533,9 @@ pub struct Client {
     /// The largest single stream event (or whole non-streamed body) read,
     /// bytes; a larger one is cut and recorded as `event_too_large`.
     pub max_event_bytes: u64,
+    /// Virtual time only: the network round trip added to every request,
+    /// ms (half on the way out, half to every event on the way back).
+    pub virtual_rtt_ms: f64,
     /// Default `api_key_env` of every node that sets none (`--url` nodes too).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key_env: Option<String>,
@@ -527,6 +554,7 @@ impl Default for Client {
             max_schedule_lag_ms: 1.0,
             max_output_factor: 2.0,
             max_event_bytes: 16 << 20,
+            virtual_rtt_ms: 0.0,
             api_key_env: None,
             headers: BTreeMap::new(),
         }

@@ -14,6 +14,7 @@
 //! - [`timeline`]: exact queued/running/decoding step functions over time.
 //! - [`sse`]: server-sent-event framing.
 //! - [`sim`]: the simulated server's engine.
+//! - [`vtime`]: the discrete-event loop of virtual-time runs.
 
 #![forbid(unsafe_code)]
 
@@ -29,6 +30,7 @@ pub mod sse;
 pub mod stats;
 pub mod timefmt;
 pub mod timeline;
+pub mod vtime;
 pub mod workload;
 
 /// Nanoseconds since the run started (monotonic or virtual clock).

@@ -11,12 +11,14 @@
 //!   reservations, retraction, radix prefix cache, policies) whose steps are
 //!   timed by the [`cost`] model of a hardware [`cost::Profile`].
 
+pub mod config;
 pub mod cost;
 pub mod fixed;
 pub mod radix;
 pub mod scheduler;
 pub mod text;
 
+pub use config::{EngineConfig, EngineKind, Faults};
 pub use fixed::FixedEngine;
 pub use scheduler::{Policy, SchedulerConfig, SglangEngine, StepLog};
 

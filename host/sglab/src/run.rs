@@ -25,8 +25,11 @@ macro_rules! say_raw {
 }
 
 mod driver;
+mod finish;
+mod live;
 mod prepare;
 mod sweep;
+mod virtual_time;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,17 +38,19 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use clap::Args;
+use sglab_core::session::Signal;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
-use sglab_core::stats::{Dist, Summary};
 use sglab_core::timefmt;
 use sglab_core::workload::RequestSpec;
+
+use sglab_core::config::Clock;
 
 use crate::experiment::{self, ConfigError};
 use crate::nodes::Nodes;
 use crate::plugin::trace::DecisionTrace;
 use crate::plugin::{Kind, Limits, LoadError, Loaded, RunClock, Runtime, WasmBatcher, WasmRouter};
-use crate::results::{self, RecordWriter};
+use crate::results;
 
 /// Arguments of `sglab run`.
 #[derive(Debug, Clone, Args)]
@@ -74,6 +79,27 @@ pub struct RunArgs {
     /// Write every plugin decision to decisions.jsonl in the run directory.
     #[arg(long)]
     pub trace_decisions: bool,
+    /// `virtual` runs the sim nodes in-process on a discrete-event clock
+    /// (same as `[experiment] clock = "virtual"`); `real` is the default.
+    #[arg(long, value_name = "real|virtual", value_parser = parse_clock)]
+    pub clock: Option<Clock>,
+    /// Sweeps in virtual time: run this many points at once (default: the
+    /// number of cores).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Run only point K (0-based) of a sweep, into the sweep directory given
+    /// with --resume (or a new one), e.g. one task of a Slurm job array.
+    #[arg(long, value_name = "K")]
+    pub point: Option<usize>,
+}
+
+/// `--clock`: parsed with the experiment file's own names.
+fn parse_clock(s: &str) -> Result<Clock, String> {
+    match s {
+        "real" => Ok(Clock::Real),
+        "virtual" => Ok(Clock::Virtual),
+        _ => Err(format!("expected real or virtual, got {s:?}")),
+    }
 }
 
 fn plugin_error(cfg: &experiment::Loaded, slot: &str, e: LoadError) -> ConfigError {
@@ -139,16 +165,22 @@ struct Ready {
     load: prepare::Workload,
     plugins: Plugins,
     clock: RunClock,
+    /// Virtual time: each replica's engine.
+    engines: Option<Vec<sglab_core::sim::EngineConfig>>,
 }
 
 /// Makes the workload and the plugins (before anything starts: a problem
 /// with either is a config error). The plugins' clock starts with the run.
 fn ready(cfg: experiment::Loaded) -> Result<Ready, ConfigError> {
     let load = prepare::workload(&cfg)?;
-    prepare::environment(&cfg)?;
-    let clock = RunClock::new();
+    let virtual_time = cfg.exp.experiment.clock == Clock::Virtual;
+    let engines = if virtual_time { Some(virtual_time::engines(&cfg)?) } else { None };
+    if !virtual_time {
+        prepare::environment(&cfg)?;
+    }
+    let clock = if virtual_time { RunClock::manual() } else { RunClock::new() };
     let plugins = load_plugins(&cfg, &clock, &load.specs)?;
-    Ok(Ready { cfg, load, plugins, clock })
+    Ok(Ready { cfg, load, plugins, clock, engines })
 }
 
 fn check_line(r: &Ready, label: &str) -> String {
@@ -174,7 +206,14 @@ fn check_line(r: &Ready, label: &str) -> String {
 
 /// Runs `sglab run`. Exit codes: 0 ok, 1 the run failed, 2 bad experiment
 /// file, 130 interrupted.
-pub fn main(args: RunArgs) -> ExitCode {
+pub fn main(mut args: RunArgs) -> ExitCode {
+    if let Some(c) = args.clock {
+        args.sets.push(format!("experiment.clock={}", c.as_str()));
+    }
+    if let Err(e) = check_virtual_flags(&args) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let points = match experiment::load_points(&args.file, &args.sets, &args.urls) {
         Ok(p) => p,
         Err(e) => {
@@ -247,6 +286,25 @@ pub fn main(args: RunArgs) -> ExitCode {
     sweep::run(&rt, points, args.quiet, args.resume, args.keep_servers, args.trace_decisions, &sig)
 }
 
+/// Flags that a virtual-time run cannot honour: `--url` (no real server is
+/// reached) and `--keep-servers` (none is started).
+fn check_virtual_flags(args: &RunArgs) -> Result<(), String> {
+    if args.urls.is_empty() && !args.keep_servers {
+        return Ok(());
+    }
+    // Read the file as written (without --url, which would replace its
+    // nodes) to learn its clock; its own errors are reported later.
+    let Ok(points) = experiment::load_points(&args.file, &args.sets, &[]) else { return Ok(()) };
+    if points.iter().any(|p| p.loaded.exp.experiment.clock == Clock::Virtual) {
+        let flag = if args.urls.is_empty() { "--keep-servers" } else { "--url" };
+        return Err(format!(
+            "{flag} is not available in virtual time ({}: experiment.clock = \"virtual\"; the sim nodes run in-process)",
+            args.file.display()
+        ));
+    }
+    Ok(())
+}
+
 /// `--keep-servers`: leaves the launched nodes running and says how to
 /// reach and stop them.
 fn keep_running(nodes: &Nodes) {
@@ -277,18 +335,24 @@ pub enum RunEnd {
     /// A plugin failed.
     Failed,
     /// Interrupted by a signal (exit code 128 + its number).
-    Interrupted(crate::signals::Signal),
+    Interrupted(Signal),
 }
 
-/// Schedule lag (arrival - scheduled, ms) of every arrived request.
-fn schedule_lag(records: &[sglab_core::record::RequestRecord]) -> Option<Dist> {
-    Dist::of(records.iter().filter_map(|r| Some((r.arrival? as f64 - r.scheduled? as f64) / 1e6)).collect())
+/// The progress bar of a run (hidden with `--quiet`).
+fn progress_bar(quiet: bool, len: usize) -> ProgressBar {
+    let progress = if quiet { ProgressBar::hidden() } else { ProgressBar::new(len as u64) };
+    progress.set_style(
+        ProgressStyle::with_template("{spinner} {pos}/{len} requests [{elapsed_precise}] {wide_bar} eta {eta}")
+            .expect("valid template"),
+    );
+    progress
 }
 
-/// Runs one experiment (one sweep point) into `dir`. With `reuse`, the
-/// nodes of the previous point serve this one (their prefix caches are
-/// flushed first); with `keep`, the nodes are handed back running instead
-/// of being stopped (the router, if any, is always stopped).
+/// Runs one experiment (one sweep point) into `dir`: serve, drive, finish.
+/// With `reuse`, the nodes of the previous point serve this one (their
+/// prefix caches are flushed first); with `keep`, the nodes are handed back
+/// running instead of being stopped (the router, if any, is always
+/// stopped). A virtual-time point has no nodes to serve or keep.
 async fn execute(
     r: Ready,
     quiet: bool,
@@ -298,7 +362,7 @@ async fn execute(
     trace: bool,
     sig: &tokio::sync::watch::Receiver<crate::signals::Received>,
 ) -> anyhow::Result<(RunEnd, Option<Nodes>)> {
-    let Ready { cfg, load, mut plugins, clock } = r;
+    let Ready { cfg, load, mut plugins, clock, engines } = r;
     let trace = if trace {
         let path = dir.join("decisions.jsonl");
         let t = Arc::new(DecisionTrace::create(&path).with_context(|| format!("creating {}", path.display()))?);
@@ -309,303 +373,38 @@ async fn execute(
         None
     };
     let exp = &cfg.exp;
-    let w = &exp.workload;
     let resolved = toml::to_string(exp).context("serialising the resolved config")?;
     std::fs::write(dir.join("config.toml"), resolved).context("writing config.toml")?;
-
-    let mut nodes = match reuse {
-        Some(n) => {
-            n.flush_caches().await;
-            n
+    let Plugins { batching, routing, batcher, router } = plugins;
+    let (driven, nodes) = match engines {
+        Some(engines) => {
+            let (exp2, load2, dir2, sig2) = (exp.clone(), load.clone(), dir.clone(), sig.clone());
+            let d = tokio::task::spawn_blocking(move || {
+                virtual_time::run(&exp2, &load2, &engines, (batcher, router), clock, &dir2, quiet, sig2)
+            })
+            .await??;
+            (d, None)
         }
-        None => match Nodes::start(exp, &dir.join("logs"), sig.clone()).await {
-            Ok(n) => n,
-            Err(e) => return startup_failed(&dir, &load, exp, e, sig),
+        None => match live::run(exp, &load, (batcher, router), clock, &dir, reuse, quiet, sig).await? {
+            Ok((d, nodes)) => (d, Some(nodes)),
+            Err(early) => return Ok(early),
         },
     };
-    if exp.routing.mode == sglab_core::config::RoutingMode::SglangRouter
-        && let Err(e) = nodes.start_router(&exp.routing, &dir.join("logs"), sig.clone()).await
-    {
-        nodes.stop().await;
-        return startup_failed(&dir, &load, exp, e, sig);
-    }
-    let endpoints = nodes.dispatch_endpoints();
-    let node_info = serde_json::to_value(&nodes.list)?;
-    let router_info = serde_json::to_value(&nodes.router)?;
-    for n in &nodes.list {
-        tracing::info!(node = %n.name, url = %n.url, "ready");
-    }
-    let timeout = Duration::from_secs_f64(exp.client.timeout_s);
-    let pool = match exp.arrival.process {
-        sglab_core::config::Process::ClosedLoop => exp.arrival.concurrency as usize,
-        _ => load.specs.len().min(4096),
-    };
-    let http = crate::client::http(pool);
-    let prepared = async {
-        prepare::check_context(&endpoints, &http, &load.specs, load.count).await?;
-        let model = prepare::model(w.model.as_deref(), w.backend, &endpoints[0], &http).await?;
-        let template = crate::client::body::BodyTemplate::new(w, &model)
-            .map_err(|e| anyhow::anyhow!("workload.drop_fields: {e}"))?;
-        let sending = Arc::new(crate::client::Sending {
-            template: Arc::new(template),
-            backend: w.backend,
-            stream: w.stream,
-            timeout,
-            max_output_factor: exp.client.max_output_factor,
-            max_event_bytes: exp.client.max_event_bytes as usize,
-        });
-        prepare::warmup(exp.client.warmup_requests, &load.specs[0], &endpoints, &http, &sending)
-            .await
-            .context("warmup")?;
-        anyhow::Ok(sending)
-    };
-    let mut sig_rx = sig.clone();
-    let prepared = tokio::select! {
-        r = prepared => r,
-        s = crate::signals::first(&mut sig_rx) => Err(anyhow::anyhow!("interrupted by {} before the first request", s.name())),
-    };
-    let sending = match prepared {
-        Ok(t) => t,
-        Err(e) => {
-            nodes.stop().await;
-            return startup_failed(&dir, &load, exp, e, sig);
-        }
-    };
-
-    let tokens_csv = exp.results.tokens_csv.then(|| dir.join("tokens.csv"));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let write_failed = tx.clone();
-    let writer = RecordWriter::create(
-        &dir.join("requests.csv"),
-        tokens_csv.as_deref(),
-        Box::new(move |e| {
-            let _ = write_failed.send(driver::Event::WriteFailed(e));
-        }),
-    )?;
-    let progress = if quiet { ProgressBar::hidden() } else { ProgressBar::new(load.specs.len() as u64) };
-    progress.set_style(
-        ProgressStyle::with_template("{spinner} {pos}/{len} requests [{elapsed_precise}] {wide_bar} eta {eta}")
-            .expect("valid template"),
-    );
-    let interrupt = tx.clone();
-    let limit = |v: f64| (v > 0.0).then_some((v * 1e9) as u64);
-    let input = driver::Input {
-        specs: load.specs.clone(),
-        schedule: load.schedule,
-        nodes: endpoints,
-        batcher: plugins.batcher,
-        router: plugins.router,
-        clock: clock.clone(),
-        sending,
-        max_duration: limit(exp.client.max_duration_s),
-        max_errors: (exp.client.max_errors > 0).then_some(exp.client.max_errors),
-        node_known: nodes.router.is_none(),
-        records: writer.sender(),
-        runtime: tokio::runtime::Handle::current(),
-        http,
-        progress,
-    };
-    // Reports reach the plugins only when they route to these nodes (not
-    // behind sglang-router, where the run has one endpoint).
-    let snapshots = nodes.router.is_none().then(|| tx.clone());
-    let collector = match exp.results.server_metrics_interval_s {
-        i if i > 0.0 => Some(crate::collector::start(
-            &dir.join("server_metrics.csv"),
-            nodes.list.iter().map(crate::nodes::Node::endpoint).collect(),
-            Duration::from_secs_f64(i),
-            clock.clone(),
-            move |node, snapshot| {
-                if let Some(tx) = &snapshots {
-                    let _ = tx.send(driver::Event::Server { node: node as u32, snapshot });
-                }
-            },
-        )?),
-        _ => None,
-    };
-    // nvidia-smi describes this host's GPUs: poll it when a node runs here.
-    let gpu = match exp.results.server_metrics_interval_s {
-        i if i > 0.0 && nodes.list.iter().any(|n| crate::gpu::is_local(&n.url)) => {
-            crate::gpu::start(&dir.join("gpu_metrics.csv"), Duration::from_secs_f64(i), clock.clone())?
-        }
-        _ => None,
-    };
-    let started_wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
-    let cpu_at_start = process_cpu_s();
-    let driver = std::thread::Builder::new().name("sglab-dispatch".into()).spawn(move || driver::run(input, tx, rx))?;
-    let mut sig_rx = sig.clone();
-    let signals = tokio::spawn(async move {
-        // Every signal reaches the driver: the first stops the run, a later
-        // one also cancels what is in flight.
-        let mut seen = 0;
-        loop {
-            let r = *sig_rx.borrow_and_update();
-            if let Some(s) = r.first.filter(|_| r.count > seen) {
-                seen = r.count;
-                let _ = interrupt.send(driver::Event::Interrupt(s));
-            }
-            if sig_rx.changed().await.is_err() {
-                return;
-            }
-        }
-    });
-    let out = tokio::task::spawn_blocking(move || driver.join())
-        .await?
-        .map_err(|_| anyhow::anyhow!("the dispatcher panicked"))?;
-    // CPU time of the run itself (the summary and report come after).
-    let cpu_s = process_cpu_s() - cpu_at_start;
-    signals.abort();
     if let Some(t) = trace
         && let Err(e) = t.flush()
     {
         tracing::warn!("decisions.jsonl is incomplete: {e}");
     }
-    if let Some(g) = gpu {
-        match g.finish().await {
-            Ok(rows) => tracing::info!("gpu_metrics.csv: {rows} rows"),
-            Err(e) => tracing::warn!("GPU metrics collection failed: {e:#}"),
+    let nodes = match nodes {
+        Some(n) if keep => Some(n),
+        Some(mut n) => {
+            n.stop().await;
+            None
         }
-    }
-    if let Some(c) = collector {
-        match c.finish().await {
-            Ok(rows) => tracing::info!("server_metrics.csv: {rows} rows"),
-            Err(e) => tracing::warn!("server metrics collection failed: {e:#}"),
-        }
-    }
-    nodes.stop_router().await;
-    let nodes = if keep {
-        Some(nodes)
-    } else {
-        nodes.stop().await;
-        None
+        None => None,
     };
-    let (records, token_stats) = writer.finish()?;
-    release_freed_memory();
-    let mut summary = Summary::from_parts(&records, &exp.slo, token_stats);
-    if load.count == sglab_core::workload::TokenCount::Approximate {
-        // The client only estimated text prompt lengths: no comparison.
-        summary.tokens.input_count_disagree = None;
-    }
-    results::write_timeline(&dir, &records, exp.node_count(), summary.duration_s, exp.results.timeline_interval_s)?;
-    let lag = schedule_lag(&records);
-    // The report reads the records back from requests.csv.
-    drop(records);
-    let degraded = lag.as_ref().is_some_and(|l| l.p99 > exp.client.max_schedule_lag_ms);
-    let (status, end) = match &out.stop {
-        None => ("ok", RunEnd::Completed),
-        Some(driver::Stop::Rule(_)) => ("stopped", RunEnd::Completed),
-        Some(driver::Stop::Interrupted(s)) => ("interrupted", RunEnd::Interrupted(*s)),
-        Some(driver::Stop::Failure(_)) => ("failed", RunEnd::Failed),
-    };
-    // The plugins' share of this process's CPU time during the run (plugin
-    // calls run synchronously, so their wall time is CPU time).
-    let plugin_s = out.plugin_time.map(|(t, _)| t.as_secs_f64());
-    let doc = json!({
-        "experiment": exp.experiment.name,
-        "run_dir": dir,
-        "status": status,
-        "stop_reason": out.stop.as_ref().map(driver::Stop::reason),
-        "started_at": timefmt::rfc3339(started_wall),
-        "started_unix_ns": started_wall.to_string(),
-        "seed": exp.experiment.seed,
-        "workload": {
-            "dataset": w.dataset, "backend": w.backend, "stream": w.stream,
-            "token_counts": load.count.as_str(), "warmup_requests": exp.client.warmup_requests,
-        },
-        "schedule_lag_ms": lag,
-        "degraded": degraded,
-        "nodes": node_info,
-        "router": router_info,
-        "plugins": {
-            "batching": plugin_json(&plugins.batching),
-            "routing": plugin_json(&plugins.routing),
-            "peak_memory_bytes": {"batching": out.plugin_memory.0, "routing": out.plugin_memory.1},
-            "call_time_s": {"batching": plugin_s[0], "routing": plugin_s[1]},
-            "calls": {"batching": out.plugin_time[0].1, "routing": out.plugin_time[1].1},
-            "process_cpu_s": cpu_s,
-            "cpu_share": (cpu_s > 0.0).then(|| (plugin_s[0] + plugin_s[1]) / cpu_s),
-        },
-        "metrics": summary,
-    });
-    results::write_atomic(&dir.join("summary.json"), (serde_json::to_string_pretty(&doc)? + "\n").as_bytes())?;
-    // A write error here (a full disk) fails the run: exit 1, and no half
-    // file is left (plots and report.html are written whole or not at all).
-    let report = crate::report::generate(&dir);
-    say_raw!("{}", results::table(&summary));
-    if let Some(l) = &lag {
-        say!(
-            "schedule lag p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms{}",
-            l.p50,
-            l.p99,
-            l.max,
-            if degraded { "  (DEGRADED: p99 over client.max_schedule_lag_ms)" } else { "" }
-        );
-    }
-    say!("\nresults: {}", dir.display());
-    match &out.stop {
-        Some(driver::Stop::Rule(r)) => eprintln!("note: dispatch stopped early: {r}"),
-        Some(s) => {
-            eprintln!("error: the run stopped early: {}", s.reason());
-            eprintln!("every request is recorded in {}", dir.join("requests.csv").display());
-        }
-        None => {}
-    }
-    if degraded {
-        tracing::warn!(
-            "the client could not keep the arrival schedule (schedule lag p99 above {} ms): results are degraded",
-            exp.client.max_schedule_lag_ms
-        );
-    }
-    if let Err(e) = report {
-        eprintln!("error: plots and report.html not written: {e:#}");
-        return Ok((if end == RunEnd::Completed { RunEnd::Failed } else { end }, nodes));
-    }
+    let end = finish::finish(&dir, exp, &load, (&batching, &routing), driven)?;
     Ok((end, nodes))
-}
-
-/// Startup failed (a node did not start, the model lookup or the warm-up
-/// failed, or a signal came first): every request is recorded as
-/// cancelled and a summary says why, then the run ends with exit 1, or
-/// 128 + N for a signal.
-fn startup_failed(
-    dir: &std::path::Path,
-    load: &prepare::Workload,
-    exp: &sglab_core::config::Experiment,
-    e: anyhow::Error,
-    sig: &tokio::sync::watch::Receiver<crate::signals::Received>,
-) -> anyhow::Result<(RunEnd, Option<Nodes>)> {
-    let reason = format!("{e:#}");
-    let end = match sig.borrow().first {
-        Some(s) => RunEnd::Interrupted(s),
-        None => RunEnd::Failed,
-    };
-    let writer = RecordWriter::create(&dir.join("requests.csv"), None, Box::new(|_| {}))?;
-    let tx = writer.sender();
-    let first_line = reason.lines().next().unwrap_or_default();
-    for s in load.specs.iter() {
-        let rec = sglab_core::record::RequestRecord::unsent(
-            s.id,
-            (s.input_len(), s.output_len),
-            None,
-            sglab_core::record::Status::Cancelled,
-            format!("not sent: the run did not start: {first_line}"),
-        );
-        let _ = tx.send(rec);
-    }
-    drop(tx);
-    let (records, tokens) = writer.finish()?;
-    let summary = Summary::from_parts(&records, &exp.slo, tokens);
-    let doc = json!({
-        "experiment": exp.experiment.name,
-        "run_dir": dir,
-        "status": if matches!(end, RunEnd::Failed) { "failed" } else { "interrupted" },
-        "stop_reason": reason,
-        "seed": exp.experiment.seed,
-        "metrics": summary,
-    });
-    results::write_atomic(&dir.join("summary.json"), (serde_json::to_string_pretty(&doc)? + "\n").as_bytes())?;
-    eprintln!("error: {reason}");
-    eprintln!("every request is recorded (as not sent) in {}", dir.join("requests.csv").display());
-    Ok((end, None))
 }
 
 /// User + system CPU time of this process so far, seconds.

@@ -23,7 +23,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use sglab_core::sim::cost::{self, Profile};
-use sglab_core::sim::{Engine, FixedEngine, Policy, SchedulerConfig, SglangEngine};
+use sglab_core::sim::{Engine, EngineConfig, EngineKind, Faults, Policy, SchedulerConfig};
 use tokio::net::TcpSocket;
 
 /// Arguments of `sglab sim`.
@@ -140,6 +140,16 @@ fn load_profile(spec: &str) -> anyhow::Result<Profile> {
 
 /// Builds the engine the flags describe.
 pub fn build(args: &SimArgs) -> anyhow::Result<(Box<dyn Engine + Send>, Settings)> {
+    let node = engine_config(args)?;
+    let (profile, scheduler) = match &node.kind {
+        EngineKind::Fixed { .. } => (None, None),
+        EngineKind::Scheduler { profile, cfg } => (Some((**profile).clone()), Some(cfg.clone())),
+    };
+    Ok((node.build(), settings(args, profile, scheduler)?))
+}
+
+/// The node the flags describe (shared by `sglab sim` and virtual-time runs).
+pub fn engine_config(args: &SimArgs) -> anyhow::Result<EngineConfig> {
     let ms = |v: f64, flag: &str| -> anyhow::Result<u64> {
         anyhow::ensure!(v.is_finite() && v >= 0.0, "{flag} must be a non-negative number of milliseconds, got {v}");
         Ok((v * 1e6).round() as u64)
@@ -154,10 +164,15 @@ pub fn build(args: &SimArgs) -> anyhow::Result<(Box<dyn Engine + Send>, Settings
         "--fail-rate must be between 0 and 1, got {}",
         args.fail_rate
     );
-    ms(args.stall_ms, "--stall-ms")?;
+    let faults = Faults {
+        fail_rate: args.fail_rate,
+        abort_after_tokens: args.abort_after_tokens,
+        stall: ms(args.stall_ms, "--stall-ms")?,
+        crash_after_requests: args.crash_after_requests,
+    };
     if args.profile == "fixed" {
-        let engine = FixedEngine::new(ms(args.ttft_ms, "--ttft-ms")?, ms(args.itl_ms, "--itl-ms")?);
-        return Ok((Box::new(engine), settings(args, None, None)?));
+        let kind = EngineKind::Fixed { ttft: ms(args.ttft_ms, "--ttft-ms")?, itl: ms(args.itl_ms, "--itl-ms")? };
+        return Ok(EngineConfig { kind, faults, seed: args.seed });
     }
     let profile = load_profile(&args.profile)?;
     let mut cfg = SchedulerConfig::for_profile(&profile);
@@ -186,8 +201,27 @@ pub fn build(args: &SimArgs) -> anyhow::Result<(Box<dyn Engine + Send>, Settings
     cfg.schedule_conservativeness = args.schedule_conservativeness;
     cfg.disable_radix_cache = args.disable_radix_cache;
     cfg.seed = args.seed;
-    let engine = SglangEngine::new(cfg.clone(), profile.clone());
-    Ok((Box::new(engine), settings(args, Some(profile), Some(cfg))?))
+    Ok(EngineConfig { kind: EngineKind::Scheduler { profile: Box::new(profile), cfg }, faults, seed: args.seed })
+}
+
+/// `sglab sim`'s flags as a parser of a node's `args` list.
+#[derive(Debug, clap::Parser)]
+#[command(name = "sglab sim", no_binary_name = true, disable_help_flag = true, disable_version_flag = true)]
+pub struct NodeArgs {
+    /// The flags.
+    #[command(flatten)]
+    pub sim: SimArgs,
+}
+
+/// Parses a `launch = "sim"` node's `args` as `sglab sim` would.
+pub fn parse_node_args(args: &[String]) -> anyhow::Result<SimArgs> {
+    use clap::Parser as _;
+    let parsed = NodeArgs::try_parse_from(args).map_err(|e| {
+        let text = e.to_string();
+        let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or_default().trim_start_matches("error: ");
+        anyhow::anyhow!("{first}")
+    })?;
+    Ok(parsed.sim)
 }
 
 fn settings(args: &SimArgs, profile: Option<Profile>, scheduler: Option<SchedulerConfig>) -> anyhow::Result<Settings> {

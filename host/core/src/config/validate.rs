@@ -8,6 +8,34 @@ fn invalid(key: impl Into<String>, value: impl ToString, reason: &str) -> Invali
 }
 
 impl Experiment {
+    /// What a virtual-time run cannot do: anything that needs a real
+    /// process or real time (see docs/virtual-time.md).
+    fn check_virtual(&self) -> Result<(), InvalidValue> {
+        const WHY: &str = "is not available with experiment.clock = \"virtual\"";
+        if self.routing.mode == RoutingMode::SglangRouter {
+            return Err(invalid(
+                "routing.mode",
+                "\"sglang-router\"",
+                &format!("{WHY} (sglang-router is a real process; use a routing plugin)"),
+            ));
+        }
+        for (i, n) in self.nodes.iter().enumerate() {
+            let launch = n.kind();
+            if launch != Launch::Sim {
+                let shown = serde_json::to_value(launch).map(|v| v.to_string()).unwrap_or_default();
+                return Err(invalid(
+                    format!("nodes[{i}].launch"),
+                    shown,
+                    &format!("{WHY}: every node must be launch = \"sim\" (its engine runs in-process)"),
+                ));
+            }
+            if let Some(a) = n.args.iter().find(|a| *a == "--time-scale" || a.starts_with("--time-scale=")) {
+                return Err(invalid(format!("nodes[{i}].args"), format!("{a:?}"), "--time-scale is meaningless in virtual time"));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks values that types cannot express. Returns the first problem.
     pub fn validate(&self) -> Result<(), InvalidValue> {
         let e = &self.experiment;
@@ -221,6 +249,12 @@ impl Experiment {
         check_body_settings(w)?;
         if !(c.timeout_s.is_finite() && c.timeout_s > 0.0) {
             return Err(invalid("client.timeout_s", c.timeout_s, "must be a positive number of seconds"));
+        }
+        if !(c.virtual_rtt_ms.is_finite() && c.virtual_rtt_ms >= 0.0) {
+            return Err(invalid("client.virtual_rtt_ms", c.virtual_rtt_ms, "must be zero or more milliseconds"));
+        }
+        if e.clock == Clock::Virtual {
+            self.check_virtual()?;
         }
         if !(c.max_duration_s.is_finite() && c.max_duration_s >= 0.0) {
             return Err(invalid("client.max_duration_s", c.max_duration_s, "must be zero (no limit) or more seconds"));

@@ -17,6 +17,7 @@ use crate::plugin::RunClock;
 use crate::tokenizer::HfTokenizer;
 
 /// The generated workload.
+#[derive(Clone)]
 pub struct Workload {
     /// Requests.
     pub specs: Arc<[RequestSpec]>,

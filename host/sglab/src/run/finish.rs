@@ -1,0 +1,185 @@
+//! The last phase of a run, the same for both clocks: the summary, the
+//! timeline, plots and report, the stdout table; and the summary of a run
+//! that failed before its first request.
+
+use std::path::Path;
+
+use serde_json::json;
+use sglab_core::config::Experiment;
+use sglab_core::record::RequestRecord;
+use sglab_core::stats::{Dist, Summary, TokenStats};
+use sglab_core::timefmt;
+
+use super::{RunEnd, driver, plugin_json, prepare};
+use crate::plugin::Loaded;
+use crate::results::{self, RecordWriter};
+
+/// What the drive phase produced.
+pub struct Driven {
+    /// How dispatch ended, plugin counters.
+    pub out: driver::Output,
+    /// Every record, in id order.
+    pub records: Vec<RequestRecord>,
+    /// Token-event statistics from the writer.
+    pub token_stats: TokenStats,
+    /// sglab's CPU time during the drive phase, s.
+    pub cpu_s: f64,
+    /// Wall time of the drive phase, s.
+    pub wall_s: f64,
+    /// Wall-clock start, ns since the Unix epoch (recorded once).
+    pub started_wall: u128,
+    /// The nodes, as summary.json lists them.
+    pub nodes: serde_json::Value,
+    /// The router in front of them, if any.
+    pub router: serde_json::Value,
+    /// Virtual-time facts (None in real time).
+    pub virtual_time: Option<serde_json::Value>,
+}
+
+/// Schedule lag (arrival - scheduled, ms) of every arrived request.
+fn schedule_lag(records: &[RequestRecord]) -> Option<Dist> {
+    Dist::of(records.iter().filter_map(|r| Some((r.arrival? as f64 - r.scheduled? as f64) / 1e6)).collect())
+}
+
+/// Writes the summary, timeline, plots and report of a driven run and
+/// prints its table.
+pub fn finish(
+    dir: &Path,
+    exp: &Experiment,
+    load: &prepare::Workload,
+    meta: (&Loaded, &Loaded),
+    d: Driven,
+) -> anyhow::Result<RunEnd> {
+    let Driven { out, records, token_stats, cpu_s, wall_s, started_wall, nodes, router, virtual_time } = d;
+    let w = &exp.workload;
+    super::release_freed_memory();
+    let mut summary = Summary::from_parts(&records, &exp.slo, token_stats);
+    if load.count == sglab_core::workload::TokenCount::Approximate {
+        // The client only estimated text prompt lengths: no comparison.
+        summary.tokens.input_count_disagree = None;
+    }
+    results::write_timeline(dir, &records, exp.node_count(), summary.duration_s, exp.results.timeline_interval_s)?;
+    let lag = schedule_lag(&records);
+    // The report reads the records back from requests.csv.
+    drop(records);
+    let degraded = lag.as_ref().is_some_and(|l| l.p99 > exp.client.max_schedule_lag_ms);
+    let (status, end) = match &out.stop {
+        None => ("ok", RunEnd::Completed),
+        Some(driver::Stop::Rule(_)) => ("stopped", RunEnd::Completed),
+        Some(driver::Stop::Interrupted(s)) => ("interrupted", RunEnd::Interrupted(*s)),
+        Some(driver::Stop::Failure(_)) => ("failed", RunEnd::Failed),
+    };
+    // The plugins' share of this process's CPU time during the run (plugin
+    // calls run synchronously, so their wall time is CPU time).
+    let plugin_s = out.plugin_time.map(|(t, _)| t.as_secs_f64());
+    let doc = json!({
+        "experiment": exp.experiment.name,
+        "run_dir": dir,
+        "status": status,
+        "stop_reason": out.stop.as_ref().map(driver::Stop::reason),
+        "clock": exp.experiment.clock.as_str(),
+        "started_at": timefmt::rfc3339(started_wall),
+        "started_unix_ns": started_wall.to_string(),
+        "wall_s": wall_s,
+        "virtual_time": virtual_time,
+        "seed": exp.experiment.seed,
+        "workload": {
+            "dataset": w.dataset, "backend": w.backend, "stream": w.stream,
+            "token_counts": load.count.as_str(), "warmup_requests": exp.client.warmup_requests,
+        },
+        "schedule_lag_ms": lag,
+        "degraded": degraded,
+        "nodes": nodes,
+        "router": router,
+        "plugins": {
+            "batching": plugin_json(meta.0),
+            "routing": plugin_json(meta.1),
+            "peak_memory_bytes": {"batching": out.plugin_memory.0, "routing": out.plugin_memory.1},
+            "call_time_s": {"batching": plugin_s[0], "routing": plugin_s[1]},
+            "calls": {"batching": out.plugin_time[0].1, "routing": out.plugin_time[1].1},
+            "process_cpu_s": cpu_s,
+            "cpu_share": (cpu_s > 0.0).then(|| (plugin_s[0] + plugin_s[1]) / cpu_s),
+        },
+        "metrics": summary,
+    });
+    results::write_atomic(&dir.join("summary.json"), (serde_json::to_string_pretty(&doc)? + "\n").as_bytes())?;
+    // A write error here (a full disk) fails the run: exit 1, and no half
+    // file is left (plots and report.html are written whole or not at all).
+    let report = crate::report::generate(dir);
+    say_raw!("{}", results::table(&summary));
+    if let Some(l) = &lag {
+        say!(
+            "schedule lag p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms{}",
+            l.p50,
+            l.p99,
+            l.max,
+            if degraded { "  (DEGRADED: p99 over client.max_schedule_lag_ms)" } else { "" }
+        );
+    }
+    say!("\nresults: {}", dir.display());
+    match &out.stop {
+        Some(driver::Stop::Rule(r)) => eprintln!("note: dispatch stopped early: {r}"),
+        Some(s) => {
+            eprintln!("error: the run stopped early: {}", s.reason());
+            eprintln!("every request is recorded in {}", dir.join("requests.csv").display());
+        }
+        None => {}
+    }
+    if degraded {
+        tracing::warn!(
+            "the client could not keep the arrival schedule (schedule lag p99 above {} ms): results are degraded",
+            exp.client.max_schedule_lag_ms
+        );
+    }
+    if let Err(e) = report {
+        eprintln!("error: plots and report.html not written: {e:#}");
+        return Ok(if end == RunEnd::Completed { RunEnd::Failed } else { end });
+    }
+    Ok(end)
+}
+
+/// Startup failed (a node did not start, the model lookup or the warm-up
+/// failed, or a signal came first): every request is recorded as
+/// cancelled and a summary says why, then the run ends with exit 1, or
+/// 128 + N for a signal.
+pub fn startup_failed(
+    dir: &Path,
+    load: &prepare::Workload,
+    exp: &Experiment,
+    e: anyhow::Error,
+    sig: &tokio::sync::watch::Receiver<crate::signals::Received>,
+) -> anyhow::Result<(RunEnd, Option<crate::nodes::Nodes>)> {
+    let reason = format!("{e:#}");
+    let end = match sig.borrow().first {
+        Some(s) => RunEnd::Interrupted(s),
+        None => RunEnd::Failed,
+    };
+    let writer = RecordWriter::create(&dir.join("requests.csv"), None, Box::new(|_| {}))?;
+    let tx = writer.sender();
+    let first_line = reason.lines().next().unwrap_or_default();
+    for s in load.specs.iter() {
+        let rec = RequestRecord::unsent(
+            s.id,
+            (s.input_len(), s.output_len),
+            None,
+            sglab_core::record::Status::Cancelled,
+            format!("not sent: the run did not start: {first_line}"),
+        );
+        let _ = tx.send(rec);
+    }
+    drop(tx);
+    let (records, tokens) = writer.finish()?;
+    let summary = Summary::from_parts(&records, &exp.slo, tokens);
+    let doc = json!({
+        "experiment": exp.experiment.name,
+        "run_dir": dir,
+        "status": if matches!(end, RunEnd::Failed) { "failed" } else { "interrupted" },
+        "stop_reason": reason,
+        "seed": exp.experiment.seed,
+        "metrics": summary,
+    });
+    results::write_atomic(&dir.join("summary.json"), (serde_json::to_string_pretty(&doc)? + "\n").as_bytes())?;
+    eprintln!("error: {reason}");
+    eprintln!("every request is recorded (as not sent) in {}", dir.join("requests.csv").display());
+    Ok((end, None))
+}
