@@ -274,6 +274,17 @@ fn write_html(dir: &Path, s: &Value, plots: &[PathBuf]) -> anyhow::Result<()> {
 
 /// Runs `sglab report DIR`.
 pub fn main(args: ReportArgs) -> anyhow::Result<()> {
+    if !args.dir.join("summary.json").is_file() {
+        // A sweep directory: rebuild sweep.csv from the points that are there.
+        let n = crate::run::sweep_table::rebuild(&args.dir)?;
+        anyhow::ensure!(
+            n > 0,
+            "{}: neither a run directory (no summary.json) nor a sweep directory (no point.json under it)",
+            args.dir.display()
+        );
+        println!("{n} points: {}", args.dir.join("sweep.csv").display());
+        return Ok(());
+    }
     let plots = generate(&args.dir)?;
     println!("{} plots and {}", plots.len(), args.dir.join("report.html").display());
     Ok(())

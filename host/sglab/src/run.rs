@@ -12,7 +12,9 @@
 macro_rules! say {
     ($($t:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($t)*);
+        if !$crate::run::silent() {
+            let _ = writeln!(std::io::stdout(), $($t)*);
+        }
     }};
 }
 
@@ -20,8 +22,26 @@ macro_rules! say {
 macro_rules! say_raw {
     ($($t:tt)*) => {{
         use std::io::Write as _;
-        let _ = write!(std::io::stdout(), $($t)*);
+        if !$crate::run::silent() {
+            let _ = write!(std::io::stdout(), $($t)*);
+        }
     }};
+}
+
+thread_local! {
+    /// Set on the worker threads of a parallel sweep: their points' tables
+    /// would interleave on stdout, so each point prints one line instead.
+    static SILENT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread's reports are suppressed (see [`SILENT`]).
+pub(crate) fn silent() -> bool {
+    SILENT.with(std::cell::Cell::get)
+}
+
+/// Suppresses (or restores) this thread's reports.
+pub(crate) fn set_silent(on: bool) {
+    SILENT.with(|s| s.set(on));
 }
 
 mod driver;
@@ -29,6 +49,7 @@ mod finish;
 mod live;
 mod prepare;
 mod sweep;
+pub mod sweep_table;
 mod virtual_time;
 
 use std::path::PathBuf;
@@ -250,7 +271,7 @@ pub fn main(mut args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if points.len() == 1 && args.resume.is_none() {
+    if points.len() == 1 && args.resume.is_none() && args.point.is_none() {
         let p = points.into_iter().next().expect("one point");
         let r = match ready(p.loaded) {
             Ok(r) => r,
@@ -283,7 +304,16 @@ pub fn main(mut args: RunArgs) -> ExitCode {
         );
         return exit_code(result);
     }
-    sweep::run(&rt, points, args.quiet, args.resume, args.keep_servers, args.trace_decisions, &sig)
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let opts = sweep::SweepOpts {
+        quiet: args.quiet,
+        resume: args.resume,
+        keep_servers: args.keep_servers,
+        trace: args.trace_decisions,
+        jobs,
+        only: args.point,
+    };
+    sweep::run(&rt, points, opts, &sig)
 }
 
 /// Flags that a virtual-time run cannot honour: `--url` (no real server is
@@ -409,9 +439,19 @@ async fn execute(
 
 /// User + system CPU time of this process so far, seconds.
 fn process_cpu_s() -> f64 {
+    cpu_s(libc::RUSAGE_SELF)
+}
+
+/// User + system CPU time of the calling thread so far, seconds (a
+/// virtual-time point runs on one thread; parallel points share the process).
+fn thread_cpu_s() -> f64 {
+    cpu_s(libc::RUSAGE_THREAD)
+}
+
+fn cpu_s(who: libc::c_int) -> f64 {
     // SAFETY: getrusage writes into the zeroed struct we own.
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+    if unsafe { libc::getrusage(who, &mut u) } != 0 {
         return 0.0;
     }
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;

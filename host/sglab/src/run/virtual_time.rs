@@ -162,11 +162,11 @@ pub fn run(
         write_failed,
     };
     let started_wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
-    let cpu_at_start = super::process_cpu_s();
+    let cpu_at_start = super::thread_cpu_s();
     let wall = Instant::now();
     let stats = vtime::run(&mut session, &mut nodes, &load.specs, &settings, &mut shell)?;
     let wall_s = wall.elapsed().as_secs_f64();
-    let cpu_s = super::process_cpu_s() - cpu_at_start;
+    let cpu_s = super::thread_cpu_s() - cpu_at_start;
     shell.progress.finish_and_clear();
     if let Some(mut f) = shell.metrics.take()
         && let Err(e) = f.flush()

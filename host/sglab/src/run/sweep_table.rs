@@ -1,0 +1,171 @@
+//! `sweep.csv` and the plots against the request rate, rebuilt from the
+//! point directories of a sweep (whatever points are there: a sweep run
+//! here, in parallel, or point by point on a cluster with `--point K`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sglab_core::record::csv_field;
+
+/// Headline columns of `sweep.csv` after `point,dir` and the swept keys:
+/// (column, JSON pointer into summary.json, scale).
+const COLUMNS: &[(&str, &str, f64)] = &[
+    ("requests_ok", "/metrics/requests/ok", 1.0),
+    ("request_throughput", "/metrics/request_throughput", 1.0),
+    ("output_token_throughput", "/metrics/output_token_throughput", 1.0),
+    ("mean_concurrency", "/metrics/mean_concurrency", 1.0),
+    ("prefix_cache_hit_rate", "/metrics/prefix_cache_hit_rate", 1.0),
+    ("ttft_mean_ms", "/metrics/ttft/mean", 1e3),
+    ("ttft_p99_ms", "/metrics/ttft/p99", 1e3),
+    ("tpot_mean_ms", "/metrics/tpot/mean", 1e3),
+    ("itl_p99_ms", "/metrics/itl/p99", 1e3),
+    ("total_latency_p99_ms", "/metrics/total_latency/p99", 1e3),
+];
+
+/// Rewrites `sweep.csv` (and the plots against the rate) from every point
+/// directory under `base` that has a `point.json`, in point order: the
+/// points of a sequential or parallel sweep, or of `--point K` runs spread
+/// over a cluster. Returns how many points it found.
+pub fn rebuild(base: &Path) -> anyhow::Result<usize> {
+    let mut found: Vec<(PointMeta, PathBuf)> = Vec::new();
+    for entry in std::fs::read_dir(base).with_context(|| format!("reading {}", base.display()))? {
+        let dir = entry?.path();
+        let Ok(text) = std::fs::read_to_string(dir.join(POINT_FILE)) else { continue };
+        let meta: PointMeta =
+            serde_json::from_str(&text).with_context(|| format!("{}: invalid", dir.join(POINT_FILE).display()))?;
+        found.push((meta, dir));
+    }
+    found.sort_by_key(|(m, _)| m.point);
+    write_csv(base, &found)?;
+    Ok(found.len())
+}
+
+/// What `point.json` in a point's directory says about the point.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PointMeta {
+    /// Index in the sweep (0-based).
+    pub point: usize,
+    /// `key=value,...`.
+    pub label: String,
+    /// The swept keys and their values, in order.
+    pub values: Vec<(String, toml::Value)>,
+}
+
+/// The file name of a point's [`PointMeta`].
+pub const POINT_FILE: &str = "point.json";
+
+fn write_csv(base: &Path, done: &[(PointMeta, PathBuf)]) -> anyhow::Result<()> {
+    // Every swept key, in order of first appearance (explicit points may differ).
+    let mut keys: Vec<&str> = Vec::new();
+    for (p, _) in done {
+        for (k, _) in &p.values {
+            if !keys.contains(&k.as_str()) {
+                keys.push(k);
+            }
+        }
+    }
+    let mut out = String::from("point,dir,status");
+    for k in &keys {
+        out.push(',');
+        out.push_str(&csv_field(k));
+    }
+    for (c, _, _) in COLUMNS {
+        out.push(',');
+        out.push_str(c);
+    }
+    out.push('\n');
+    for (p, dir) in done {
+        let i = p.point;
+        let s: Value = std::fs::read_to_string(dir.join("summary.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null);
+        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        out.push_str(&format!("{i},{},{}", csv_field(name), s["status"].as_str().unwrap_or("missing")));
+        for k in &keys {
+            let v = match p.values.iter().find(|(key, _)| key == k).map(|(_, v)| v) {
+                Some(toml::Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None => String::new(),
+            };
+            out.push(',');
+            out.push_str(&csv_field(&v));
+        }
+        for (_, ptr, scale) in COLUMNS {
+            out.push(',');
+            if let Some(v) = s.pointer(ptr).and_then(Value::as_f64) {
+                out.push_str(&format!("{}", v * scale));
+            }
+        }
+        out.push('\n');
+    }
+    // Several `--point K` tasks may finish at once: each writes whole.
+    crate::results::write_atomic(&base.join("sweep.csv"), out.as_bytes())?;
+    plot_vs_rate(base, done, &keys)
+}
+
+/// With `arrival.rate` among the swept keys: p50/p99 TTFT and p99 total
+/// latency against the request rate, one line per combination of the other
+/// swept keys (e.g. per routing strategy).
+fn plot_vs_rate(base: &Path, done: &[(PointMeta, PathBuf)], keys: &[&str]) -> anyhow::Result<()> {
+    if !keys.contains(&"arrival.rate") {
+        return Ok(());
+    }
+    let label = |p: &PointMeta| {
+        let parts: Vec<String> = p
+            .values
+            .iter()
+            .filter(|(k, _)| k != "arrival.rate")
+            .map(|(k, v)| {
+                format!(
+                    "{k}={}",
+                    match v {
+                        toml::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    }
+                )
+            })
+            .collect();
+        if parts.is_empty() { "run".to_owned() } else { parts.join(", ") }
+    };
+    let mut plots: Vec<(&str, &str, crate::plots::Series)> = vec![
+        ("ttft_p50_vs_rate.svg", "/metrics/ttft/p50", Vec::new()),
+        ("ttft_p99_vs_rate.svg", "/metrics/ttft/p99", Vec::new()),
+        ("total_latency_p99_vs_rate.svg", "/metrics/total_latency/p99", Vec::new()),
+    ];
+    for (p, dir) in done {
+        let Some(rate) = p
+            .values
+            .iter()
+            .find(|(k, _)| k == "arrival.rate")
+            .and_then(|(_, v)| v.as_float().or(v.as_integer().map(|x| x as f64)))
+        else {
+            continue;
+        };
+        let Ok(s) = std::fs::read_to_string(dir.join("summary.json"))
+            .map_err(anyhow::Error::from)
+            .and_then(|t| Ok(serde_json::from_str::<Value>(&t)?))
+        else {
+            continue;
+        };
+        for (_, ptr, series) in &mut plots {
+            let Some(v) = s.pointer(ptr).and_then(Value::as_f64) else { continue };
+            let name = label(p);
+            match series.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, pts)) => pts.push((rate, v * 1e3)),
+                None => series.push((name, vec![(rate, v * 1e3)])),
+            }
+        }
+    }
+    for (file, ptr, mut series) in plots {
+        for (_, pts) in &mut series {
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        }
+        let what = ptr.trim_start_matches("/metrics/").replace('/', " ");
+        crate::plots::xy(&base.join(file), &format!("{what} vs request rate"), "request rate (req/s)", "ms", &series)?;
+    }
+    Ok(())
+}
+
