@@ -318,9 +318,8 @@ impl<B: BatchPolicy, R: RoutePolicy> Session<B, R> {
         self.stop = Some(why);
         let in_flight = self.disp.in_flight();
         if in_flight > 0 && !cancel_in_flight {
-            self.acts.push(Act::Warn(format!(
-                "stopping dispatch ({reason}); waiting for {in_flight} request(s) in flight"
-            )));
+            self.acts
+                .push(Act::Warn(format!("stopping dispatch ({reason}); waiting for {in_flight} request(s) in flight")));
         }
         let note = format!("not sent: the run stopped ({reason})");
         for id in self.disp.abort_unsent() {

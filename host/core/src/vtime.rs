@@ -237,8 +237,11 @@ impl<B: BatchPolicy, R: RoutePolicy, H: Host> Loop<'_, B, R, H> {
             Some(f) => self.back_at(back_at, f),
             None => {
                 let spec = &self.specs[id as usize];
-                let req =
-                    SimRequest { input_ids: prompt_ids(spec, self.s.backend), max_new_tokens: spec.output_len, ignore_eos: true };
+                let req = SimRequest {
+                    input_ids: prompt_ids(spec, self.s.backend),
+                    max_new_tokens: spec.output_len,
+                    ignore_eos: true,
+                };
                 self.stats.tokens += req.input_ids.len() as u64;
                 n.engine.submit(self.now + self.offset, id, req);
             }
@@ -327,7 +330,8 @@ impl<B: BatchPolicy, R: RoutePolicy, H: Host> Loop<'_, B, R, H> {
 
     /// Node `node` exited (`--crash-after-requests`) as request `last` finished.
     fn crash(&mut self, node: usize, last: usize) {
-        let msg = "stream broken: connection closed before message completed (the server exited: --crash-after-requests)";
+        let msg =
+            "stream broken: connection closed before message completed (the server exited: --crash-after-requests)";
         let at = self.now + self.half();
         let on_node: Vec<u64> = (0..self.flights.len())
             .filter(|&i| i != last && self.flights[i].as_ref().is_some_and(|f| f.node as usize == node))
@@ -403,10 +407,17 @@ impl<B: BatchPolicy, R: RoutePolicy, H: Host> Loop<'_, B, R, H> {
         let engines = self.nodes.iter().filter_map(|n| n.engine.next_event_at()).map(|t| t.saturating_sub(off)).min();
         let arriving = self.arriving.iter().filter_map(|q| q.front().map(|&(t, _)| t)).min();
         let sample = self.s.sample_every.filter(|_| !self.session.finished()).map(|_| self.next_sample);
-        [engines, self.back.front().map(|&(t, _)| t), arriving, self.timeouts.front().map(|&(t, _)| t), self.session.next_due(), sample]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            engines,
+            self.back.front().map(|&(t, _)| t),
+            arriving,
+            self.timeouts.front().map(|&(t, _)| t),
+            self.session.next_due(),
+            sample,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 

@@ -59,9 +59,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use clap::Args;
-use sglab_core::session::Signal;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
+use sglab_core::session::Signal;
 use sglab_core::timefmt;
 use sglab_core::workload::RequestSpec;
 

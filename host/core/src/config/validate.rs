@@ -30,7 +30,11 @@ impl Experiment {
                 ));
             }
             if let Some(a) = n.args.iter().find(|a| *a == "--time-scale" || a.starts_with("--time-scale=")) {
-                return Err(invalid(format!("nodes[{i}].args"), format!("{a:?}"), "--time-scale is meaningless in virtual time"));
+                return Err(invalid(
+                    format!("nodes[{i}].args"),
+                    format!("{a:?}"),
+                    "--time-scale is meaningless in virtual time",
+                ));
             }
         }
         Ok(())

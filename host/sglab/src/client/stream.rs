@@ -26,13 +26,7 @@ pub struct StreamState {
 impl StreamState {
     /// A fresh state for a request sent at `to_server`.
     pub fn new(backend: Backend, to_server: Nanos) -> Self {
-        Self {
-            attempt: Attempt::new(to_server),
-            backend,
-            done: false,
-            last_at: to_server,
-            max_tokens: u32::MAX,
-        }
+        Self { attempt: Attempt::new(to_server), backend, done: false, last_at: to_server, max_tokens: u32::MAX }
     }
 
     /// Cuts the stream once the server has sent more than `max` output

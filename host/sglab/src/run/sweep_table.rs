@@ -168,4 +168,3 @@ fn plot_vs_rate(base: &Path, done: &[(PointMeta, PathBuf)], keys: &[&str]) -> an
     }
     Ok(())
 }
-

@@ -68,11 +68,8 @@ impl vtime::Host for Shell {
 
     fn sample(&mut self, node: usize, t: Nanos, s: &EngineStats) {
         let Some(file) = &mut self.metrics else { return };
-        let usage = if s.max_total_num_tokens > 0 {
-            s.num_used_tokens as f64 / s.max_total_num_tokens as f64
-        } else {
-            0.0
-        };
+        let usage =
+            if s.max_total_num_tokens > 0 { s.num_used_tokens as f64 / s.max_total_num_tokens as f64 } else { 0.0 };
         let mut line = String::with_capacity(96);
         let _ = write!(
             line,
