@@ -587,7 +587,12 @@ mod tests {
 
     fn minimal() -> Experiment {
         Experiment {
-            experiment: ExperimentSection { name: "t".into(), seed: 1, output_dir: "results".into() },
+            experiment: ExperimentSection {
+                name: "t".into(),
+                seed: 1,
+                output_dir: "results".into(),
+                clock: Clock::Real,
+            },
             workload: Workload::default(),
             arrival: Arrival::default(),
             nodes: vec![NodeSpec::url("http://127.0.0.1:1")],

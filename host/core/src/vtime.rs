@@ -207,7 +207,12 @@ impl<B: BatchPolicy, R: RoutePolicy, H: Host> Loop<'_, B, R, H> {
 
     fn send(&mut self, id: u64, node: u32) {
         let t = self.now;
-        self.flights[id as usize] = Some(Flight { node, attempt: Attempt::new(t) });
+        let mut attempt = Attempt::new(t);
+        if self.s.token_times {
+            // One entry per token (streamed): no regrowth on the hot path.
+            attempt.token_times.reserve_exact(self.specs[id as usize].output_len as usize);
+        }
+        self.flights[id as usize] = Some(Flight { node, attempt });
         self.timeouts.push_back((t.saturating_add(self.s.timeout), id));
         let at = t + self.half() + self.nodes[node as usize].faults.stall;
         if at == t {

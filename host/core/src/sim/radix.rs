@@ -25,7 +25,13 @@ struct Node {
     lock: u32,
     last_access: u64,
     live: bool,
+    /// Bumped each time the slot is reused, so stale heap entries of an
+    /// earlier node in the same slot never match.
+    generation: u64,
 }
+
+/// A candidate for eviction: (last access, node, the node's generation).
+type Candidate = Reverse<(u64, NodeId, u64)>;
 
 /// The prefix cache. Sizes are in tokens (one KV slot each).
 #[derive(Debug, Clone)]
@@ -35,6 +41,11 @@ pub struct RadixCache {
     clock: u64,
     total: u64,
     evictable: u64,
+    /// Every unlocked leaf has an entry here with its current access time;
+    /// entries that no longer describe an unlocked leaf are skipped when
+    /// popped. SGLang rebuilds this heap on every `evict`; keeping it is
+    /// the same order without a scan of the whole tree on each call.
+    leaves: BinaryHeap<Candidate>,
 }
 
 impl Default for RadixCache {
@@ -46,9 +57,16 @@ impl Default for RadixCache {
 impl RadixCache {
     /// An empty cache.
     pub fn new() -> Self {
-        let root =
-            Node { key: Vec::new(), children: HashMap::new(), parent: ROOT, lock: 1, last_access: 0, live: true };
-        Self { nodes: vec![root], free_ids: Vec::new(), clock: 0, total: 0, evictable: 0 }
+        let root = Node {
+            key: Vec::new(),
+            children: HashMap::new(),
+            parent: ROOT,
+            lock: 1,
+            last_access: 0,
+            live: true,
+            generation: 0,
+        };
+        Self { nodes: vec![root], free_ids: Vec::new(), clock: 0, total: 0, evictable: 0, leaves: BinaryHeap::new() }
     }
 
     /// Tokens held by the tree.
@@ -66,9 +84,10 @@ impl RadixCache {
         self.clock
     }
 
-    fn alloc(&mut self, node: Node) -> NodeId {
+    fn alloc(&mut self, mut node: Node) -> NodeId {
         match self.free_ids.pop() {
             Some(id) => {
+                node.generation = self.nodes[id].generation + 1;
                 self.nodes[id] = node;
                 id
             }
@@ -91,6 +110,7 @@ impl RadixCache {
             lock: self.nodes[id].lock,
             last_access: self.nodes[id].last_access,
             live: true,
+            generation: 0,
         });
         self.nodes[upper].children.insert(lower_key[0], id);
         self.nodes[parent].children.insert(upper_key[0], upper);
@@ -119,7 +139,22 @@ impl RadixCache {
             node = child;
             self.nodes[node].last_access = now;
         }
+        // Only the last node of the path can be a leaf: its access time changed.
+        self.candidate(node);
         (matched, node)
+    }
+
+    /// Records `id` as an eviction candidate if it is an unlocked leaf.
+    fn candidate(&mut self, id: NodeId) {
+        let n = &self.nodes[id];
+        if id != ROOT && n.live && n.lock == 0 && n.children.is_empty() {
+            self.leaves.push(Reverse((n.last_access, id, n.generation)));
+        }
+    }
+
+    fn is_current(&self, &Reverse((at, id, generation)): &Candidate) -> bool {
+        let n = &self.nodes[id];
+        n.live && n.generation == generation && n.last_access == at && n.lock == 0 && n.children.is_empty()
     }
 
     /// Inserts `tokens`; returns (tokens that were already cached, the node
@@ -133,11 +168,19 @@ impl RadixCache {
         let key = tokens[matched..].to_vec();
         let len = key.len() as u64;
         let first = key[0];
-        let leaf =
-            self.alloc(Node { key, children: HashMap::new(), parent: node, lock: 0, last_access: now, live: true });
+        let leaf = self.alloc(Node {
+            key,
+            children: HashMap::new(),
+            parent: node,
+            lock: 0,
+            last_access: now,
+            live: true,
+            generation: 0,
+        });
         self.nodes[node].children.insert(first, leaf);
         self.total += len;
         self.evictable += len;
+        self.candidate(leaf);
         (matched, leaf)
     }
 
@@ -162,7 +205,9 @@ impl RadixCache {
             if n.lock == 0 {
                 self.evictable += n.key.len() as u64;
             }
-            node = n.parent;
+            let parent = n.parent;
+            self.candidate(node);
+            node = parent;
         }
     }
 
@@ -172,16 +217,18 @@ impl RadixCache {
         if want == 0 || self.evictable == 0 {
             return 0;
         }
-        let mut heap: BinaryHeap<Reverse<(u64, NodeId)>> = self
-            .nodes
-            .iter()
-            .enumerate()
-            .filter(|(id, n)| *id != ROOT && n.live && n.lock == 0 && n.children.is_empty())
-            .map(|(id, n)| Reverse((n.last_access, id)))
-            .collect();
+        if self.leaves.len() > 2 * self.nodes.len() + 1024 {
+            // Mostly stale entries: keep only the current ones.
+            let leaves = std::mem::take(&mut self.leaves);
+            self.leaves = leaves.into_iter().filter(|c| self.is_current(c)).collect();
+        }
         let mut freed = 0;
         while freed < want {
-            let Some(Reverse((_, id))) = heap.pop() else { break };
+            let Some(top) = self.leaves.pop() else { break };
+            if !self.is_current(&top) {
+                continue;
+            }
+            let Reverse((_, id, _)) = top;
             let (parent, first, len) = {
                 let n = &self.nodes[id];
                 (n.parent, n.key[0], n.key.len() as u64)
@@ -193,10 +240,7 @@ impl RadixCache {
             self.total -= len;
             self.evictable -= len;
             freed += len;
-            let p = &self.nodes[parent];
-            if parent != ROOT && p.lock == 0 && p.children.is_empty() {
-                heap.push(Reverse((p.last_access, parent)));
-            }
+            self.candidate(parent);
         }
         freed
     }
@@ -205,6 +249,79 @@ impl RadixCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl RadixCache {
+        /// SGLang's eviction as written: a heap of every unlocked leaf,
+        /// built afresh (the reference for the kept heap).
+        fn evict_by_scan(&mut self, want: u64) -> u64 {
+            let mut heap: BinaryHeap<Reverse<(u64, NodeId)>> = self
+                .nodes
+                .iter()
+                .enumerate()
+                .filter(|(id, n)| *id != ROOT && n.live && n.lock == 0 && n.children.is_empty())
+                .map(|(id, n)| Reverse((n.last_access, id)))
+                .collect();
+            let mut freed = 0;
+            while freed < want {
+                let Some(Reverse((_, id))) = heap.pop() else { break };
+                let (parent, first, len) = (self.nodes[id].parent, self.nodes[id].key[0], self.nodes[id].key.len());
+                self.nodes[parent].children.remove(&first);
+                self.nodes[id].live = false;
+                self.nodes[id].key = Vec::new();
+                self.free_ids.push(id);
+                self.total -= len as u64;
+                self.evictable -= len as u64;
+                freed += len as u64;
+                let p = &self.nodes[parent];
+                if parent != ROOT && p.lock == 0 && p.children.is_empty() {
+                    heap.push(Reverse((p.last_access, parent)));
+                }
+            }
+            freed
+        }
+
+        fn shape(&self) -> Vec<(Vec<u32>, u32, u64, bool)> {
+            self.nodes.iter().map(|n| (n.key.clone(), n.lock, n.last_access, n.live)).collect()
+        }
+    }
+
+    #[test]
+    fn kept_heap_evicts_exactly_as_a_full_scan() {
+        let mut rng = crate::rng::Rng::new(3, 0x7AD1);
+        let mut a = RadixCache::new();
+        let mut b = RadixCache::new();
+        let mut locks: Vec<NodeId> = Vec::new();
+        for step in 0..20_000 {
+            let seq: Vec<u32> = {
+                let prefix = (rng.next_u64() % 6) as u32;
+                let len = 1 + (rng.next_u64() % 12) as usize;
+                std::iter::once(prefix).chain((0..len).map(|_| (rng.next_u64() % 4) as u32)).collect()
+            };
+            match (rng.next_u64() % 10) {
+                0..=3 => {
+                    let (x, y) = (a.insert(&seq), b.insert(&seq));
+                    assert_eq!(x, y);
+                    if (rng.next_u64() % 3) == 0 {
+                        a.lock(x.1);
+                        b.lock(y.1);
+                        locks.push(x.1);
+                    }
+                }
+                4..=5 => assert_eq!(a.match_prefix(&seq, usize::MAX), b.match_prefix(&seq, usize::MAX)),
+                6 if !locks.is_empty() => {
+                    let n = locks.swap_remove((rng.next_u64() % (locks.len()) as u64) as usize);
+                    a.unlock(n);
+                    b.unlock(n);
+                }
+                _ => {
+                    let want = (rng.next_u64() % 30);
+                    assert_eq!(a.evict(want), b.evict_by_scan(want), "step {step}");
+                }
+            }
+            assert_eq!((a.total(), a.evictable()), (b.total(), b.evictable()), "step {step}");
+        }
+        assert_eq!(a.shape(), b.shape());
+    }
 
     #[test]
     fn match_insert_split_and_share() {

@@ -469,10 +469,12 @@ impl Engine for SglangEngine {
                 self.free_at = end;
             }
             // Drop requests cancelled while running between steps.
-            let cancelled: Vec<usize> = self.running.iter().copied().filter(|&i| self.req(i).cancelled).collect();
-            for i in cancelled {
-                self.running.retain(|&x| x != i);
-                self.release(i, false);
+            if self.running.iter().any(|&i| self.req(i).cancelled) {
+                let cancelled: Vec<usize> = self.running.iter().copied().filter(|&i| self.req(i).cancelled).collect();
+                for i in cancelled {
+                    self.running.retain(|&x| x != i);
+                    self.release(i, false);
+                }
             }
             // The scheduler is free from `free_at`; it starts the next step
             // then, or at the next arrival if it has nothing to do.

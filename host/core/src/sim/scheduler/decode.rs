@@ -37,6 +37,12 @@ impl SglangEngine {
         } else {
             self.ratio = (self.ratio - self.ratio_decay).max(self.ratio_min);
         }
+        // One allocation for the whole batch, as SGLang's `alloc_token_slots`
+        // does: it evicts what the batch lacks in one go.
+        let (free, need) = (self.free(), self.running.len() as u64);
+        if free < need {
+            self.radix.evict(need - free);
+        }
         let running = self.running.clone();
         for &i in &running {
             let ok = self.alloc(i, 1);
