@@ -297,7 +297,7 @@ mod tests {
                 let len = 1 + (rng.next_u64() % 12) as usize;
                 std::iter::once(prefix).chain((0..len).map(|_| (rng.next_u64() % 4) as u32)).collect()
             };
-            match (rng.next_u64() % 10) {
+            match rng.next_u64() % 10 {
                 0..=3 => {
                     let (x, y) = (a.insert(&seq), b.insert(&seq));
                     assert_eq!(x, y);
@@ -314,7 +314,7 @@ mod tests {
                     b.unlock(n);
                 }
                 _ => {
-                    let want = (rng.next_u64() % 30);
+                    let want = rng.next_u64() % 30;
                     assert_eq!(a.evict(want), b.evict_by_scan(want), "step {step}");
                 }
             }

@@ -50,6 +50,8 @@ pub async fn run(
         return Ok(Err(startup_failed(dir, load, exp, e, sig)?));
     }
     let endpoints = nodes.dispatch_endpoints();
+    // As started (the router is stopped before the summary is written).
+    let (node_info, router_info) = (serde_json::to_value(&nodes.list)?, serde_json::to_value(&nodes.router)?);
     for n in &nodes.list {
         tracing::info!(node = %n.name, url = %n.url, "ready");
     }
@@ -156,8 +158,8 @@ pub async fn run(
         cpu_s,
         wall_s,
         started_wall,
-        nodes: serde_json::to_value(&nodes.list)?,
-        router: serde_json::to_value(&nodes.router)?,
+        nodes: node_info,
+        router: router_info,
         virtual_time: None,
     };
     Ok(Ok((driven, nodes)))
