@@ -52,8 +52,8 @@ for c in a b c; do
   python3 - "$s" "$total" "$rss" "$c" <<'P'
 import json, sys
 s = json.load(open(sys.argv[1])); total = float(sys.argv[2]); rss = int(sys.argv[3]) / 1024
-v = s["virtual_time"]; loop = s["wall_s"]
-print(f'{sys.argv[4]:<4} {total:9.2f} {loop:9.3f} {v["simulated_s"]:9.1f} {v["speedup"]:9.0f} '
+v = s["virtual_time"]; h = s["host"]; loop = h["wall_s"]
+print(f'{sys.argv[4]:<4} {total:9.2f} {loop:9.3f} {v["simulated_s"]:9.1f} {h["speedup"]:9.0f} '
       f'{v["forward_passes"]/loop:12.0f} {v["simulated_tokens"]/loop:12.3e} {total-loop:9.2f} {rss:9.1f}')
 P
 done

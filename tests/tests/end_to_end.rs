@@ -75,7 +75,8 @@ args = ["--profile", "fixed", "--ttft-ms", "20", "--itl-ms", "2"]
     assert_eq!(summary["metrics"]["requests"]["ok"], 40);
     assert_eq!(summary["plugins"]["routing"]["name"], "round-robin");
     assert_eq!(summary["plugins"]["routing"]["sha256"].as_str().unwrap().len(), 64);
-    assert!(summary["started_at"].as_str().unwrap().ends_with('Z'));
+    assert!(summary["host"]["started_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(summary["schema_version"], 1);
     let mean_ttft = summary["metrics"]["ttft"]["mean"].as_f64().unwrap();
     let rows_mean = csv.rows.iter().map(|r| num(r, "ttft")).sum::<f64>() / 40.0;
     assert!((mean_ttft - rows_mean).abs() < 1e-12);

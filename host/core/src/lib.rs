@@ -10,7 +10,8 @@
 //! - [`dispatch`]: the client queue and per-node bookkeeping state machine.
 //! - [`session`]: arrivals, stop rules, dispatcher and records: the client
 //!   session both drivers run.
-//! - [`record`] and [`stats`]: per-request records and their summary.
+//! - [`record`] and [`stats`]: per-request records and their summary;
+//!   [`run_summary`]: `summary.json`, typed.
 //! - [`timeline`]: exact queued/running/decoding step functions over time.
 //! - [`sse`]: server-sent-event framing.
 //! - [`sim`]: the simulated server's engine.
@@ -24,6 +25,7 @@ pub mod dispatch;
 pub mod policy;
 pub mod record;
 pub mod rng;
+pub mod run_summary;
 pub mod session;
 pub mod sim;
 pub mod sse;

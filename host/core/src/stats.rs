@@ -5,14 +5,14 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::Slo;
 use crate::record::{RequestRecord, Status};
 use crate::{secs, timeline};
 
 /// Distribution of one metric, in seconds.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Dist {
     /// Samples.
     pub count: usize,
@@ -82,7 +82,7 @@ impl Dist {
 }
 
 /// Request counts by status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Counts {
     /// All requests of the workload.
     pub total: u64,
@@ -97,7 +97,7 @@ pub struct Counts {
 }
 
 /// The run's level-2 metrics.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     /// Requests by status.
     pub requests: Counts,
@@ -152,7 +152,7 @@ pub struct Summary {
 }
 
 /// Token totals over ok requests.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct TokenTotals {
     /// Prompt tokens (the server's counts where reported).
     pub input: u64,
@@ -173,7 +173,7 @@ pub struct TokenTotals {
 }
 
 /// Goodput and attainment for the configured limits.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SloResult {
     /// The limits.
     pub limits: Slo,
@@ -186,7 +186,7 @@ pub struct SloResult {
 }
 
 /// One node's share of the run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeSummary {
     /// Node index.
     pub node: u32,

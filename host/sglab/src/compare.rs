@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Args;
-use serde_json::Value;
 use sglab_core::record::Status;
+use sglab_core::run_summary::{Metric, RunSummary, stat};
 
 use crate::{plots, report};
 
@@ -22,24 +22,24 @@ pub struct CompareArgs {
     pub out: PathBuf,
 }
 
-/// (label, JSON pointer into summary.json, unit scale, unit).
-const METRICS: &[(&str, &str, f64, &str)] = &[
-    ("requests ok", "/metrics/requests/ok", 1.0, ""),
-    ("request throughput", "/metrics/request_throughput", 1.0, "req/s"),
-    ("output token throughput", "/metrics/output_token_throughput", 1.0, "tok/s"),
-    ("mean in flight", "/metrics/mean_concurrency", 1.0, ""),
-    ("prefix cache hit rate", "/metrics/prefix_cache_hit_rate", 100.0, "%"),
-    ("ttft mean", "/metrics/ttft/mean", 1e3, "ms"),
-    ("ttft p99", "/metrics/ttft/p99", 1e3, "ms"),
-    ("tpot mean", "/metrics/tpot/mean", 1e3, "ms"),
-    ("itl p99", "/metrics/itl/p99", 1e3, "ms"),
-    ("server latency mean", "/metrics/server_latency/mean", 1e3, "ms"),
-    ("total latency p99", "/metrics/total_latency/p99", 1e3, "ms"),
-    ("queue time mean", "/metrics/queue_time/mean", 1e3, "ms"),
+/// (label, metric, unit scale, unit).
+const METRICS: &[(&str, Metric, f64, &str)] = &[
+    ("requests ok", |m| Some(m.requests.ok as f64), 1.0, ""),
+    ("request throughput", |m| Some(m.request_throughput), 1.0, "req/s"),
+    ("output token throughput", |m| Some(m.output_token_throughput), 1.0, "tok/s"),
+    ("mean in flight", |m| Some(m.mean_concurrency), 1.0, ""),
+    ("prefix cache hit rate", |m| m.prefix_cache_hit_rate, 100.0, "%"),
+    ("ttft mean", |m| stat(&m.ttft, |d| d.mean), 1e3, "ms"),
+    ("ttft p99", |m| stat(&m.ttft, |d| d.p99), 1e3, "ms"),
+    ("tpot mean", |m| stat(&m.tpot, |d| d.mean), 1e3, "ms"),
+    ("itl p99", |m| stat(&m.itl, |d| d.p99), 1e3, "ms"),
+    ("server latency mean", |m| stat(&m.server_latency, |d| d.mean), 1e3, "ms"),
+    ("total latency p99", |m| stat(&m.total_latency, |d| d.p99), 1e3, "ms"),
+    ("queue time mean", |m| stat(&m.queue_time, |d| d.mean), 1e3, "ms"),
 ];
 
 /// The comparison table as markdown.
-pub fn table(names: &[String], summaries: &[Value]) -> String {
+pub fn table(names: &[String], summaries: &[RunSummary]) -> String {
     let mut t = String::from("| metric |");
     for n in names {
         let _ = write!(t, " {n} |");
@@ -47,11 +47,11 @@ pub fn table(names: &[String], summaries: &[Value]) -> String {
     t.push_str("\n|---|");
     t.push_str(&"---|".repeat(names.len()));
     t.push('\n');
-    for (label, ptr, scale, unit) in METRICS {
+    for (label, metric, scale, unit) in METRICS {
         let _ = write!(t, "| {label}{} |", if unit.is_empty() { String::new() } else { format!(" ({unit})") });
-        let base = summaries[0].pointer(ptr).and_then(Value::as_f64);
+        let base = metric(&summaries[0].metrics);
         for s in summaries {
-            match (s.pointer(ptr).and_then(Value::as_f64), base) {
+            match (metric(&s.metrics), base) {
                 (Some(v), Some(b)) if b != 0.0 => {
                     let _ = write!(t, " {:.2} ({:.2}x) |", v * scale, v / b);
                 }
@@ -73,12 +73,9 @@ pub fn main(args: CompareArgs) -> anyhow::Result<()> {
     let mut ttft = Vec::new();
     let mut total = Vec::new();
     for (i, dir) in args.dirs.iter().enumerate() {
-        let s: Value = serde_json::from_str(
-            &std::fs::read_to_string(dir.join("summary.json"))
-                .with_context(|| format!("{}: no summary.json", dir.display()))?,
-        )?;
+        let s = report::load_summary(dir)?;
         let stamp = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let name = format!("{}. {} {}", i + 1, s["experiment"].as_str().unwrap_or("?"), stamp);
+        let name = format!("{}. {} {}", i + 1, s.experiment, stamp);
         let recs = report::load_records(dir)?;
         let ok = recs.iter().filter(|r| r.status == Status::Ok);
         ttft.push((name.clone(), ok.clone().filter_map(|r| r.derived().ttft).map(|v| v * 1e3).collect()));

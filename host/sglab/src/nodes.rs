@@ -36,6 +36,18 @@ pub struct Node {
 }
 
 impl Node {
+    /// What summary.json says of it.
+    pub fn info(&self) -> sglab_core::run_summary::NodeInfo {
+        sglab_core::run_summary::NodeInfo {
+            name: self.name.clone(),
+            url: Some(self.url.clone()),
+            kind: self.kind.to_owned(),
+            startup_s: self.startup_s,
+            log: self.log.as_ref().map(|p| p.display().to_string()),
+            profile: None,
+        }
+    }
+
     /// Its URL with the headers every request to it carries.
     pub fn endpoint(&self) -> Endpoint {
         Endpoint { base: self.url.clone(), headers: self.headers.clone() }

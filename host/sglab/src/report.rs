@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Args;
-use serde_json::Value;
 use sglab_core::record::{RequestRecord, Status, split_csv_line};
+use sglab_core::run_summary::RunSummary;
 use sglab_core::timeline;
 
 use crate::plots;
@@ -99,8 +99,15 @@ pub fn load_records(dir: &Path) -> anyhow::Result<Vec<RequestRecord>> {
     Ok(records)
 }
 
-fn ms(v: &Value) -> String {
-    v.as_f64().map(|x| format!("{:.2}", x * 1e3)).unwrap_or_else(|| "-".into())
+fn ms(v: Option<f64>) -> String {
+    v.map(|x| format!("{:.2}", x * 1e3)).unwrap_or_else(|| "-".into())
+}
+
+/// A run's `summary.json`; the error names the file and what is wrong.
+pub fn load_summary(dir: &Path) -> anyhow::Result<RunSummary> {
+    let path = dir.join("summary.json");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    RunSummary::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 fn html_escape(s: &str) -> String {
@@ -109,12 +116,9 @@ fn html_escape(s: &str) -> String {
 
 /// Writes `plots/*.svg` and `report.html` for the run in `dir`; returns the plots.
 pub fn generate(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let summary: Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("summary.json"))
-            .with_context(|| format!("cannot read {}/summary.json", dir.display()))?,
-    )?;
+    let summary = load_summary(dir)?;
     let records = load_records(dir)?;
-    let nodes = summary["nodes"].as_array().map_or(1, Vec::len).max(1);
+    let nodes = summary.nodes.len().max(1);
     let plots_dir = dir.join("plots");
     std::fs::create_dir_all(&plots_dir)?;
     let ok: Vec<&RequestRecord> = records.iter().filter(|r| r.status == Status::Ok).collect();
@@ -153,7 +157,7 @@ pub fn generate(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     };
     plot_cdf("itl_cdf.svg", "Inter-token latency", itl)?;
 
-    let end = summary["metrics"]["duration_s"].as_f64().unwrap_or(0.0);
+    let end = summary.metrics.duration_s;
     let rows = timeline::exact(&records, nodes);
     let mut series = vec![
         ("client: queued".to_owned(), plots::steps(rows.iter().map(|r| (r.t, r.queued as f64)))),
@@ -209,8 +213,8 @@ pub fn generate(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(made)
 }
 
-fn write_html(dir: &Path, s: &Value, plots: &[PathBuf]) -> anyhow::Result<()> {
-    let m = &s["metrics"];
+fn write_html(dir: &Path, s: &RunSummary, plots: &[PathBuf]) -> anyhow::Result<()> {
+    let m = &s.metrics;
     let mut h = String::from(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>sglab report</title><style>\
          body{font-family:sans-serif;margin:24px;max-width:1100px}table{border-collapse:collapse;margin:8px 0 20px}\
@@ -219,47 +223,56 @@ fn write_html(dir: &Path, s: &Value, plots: &[PathBuf]) -> anyhow::Result<()> {
     );
     h.push_str(&format!(
         "<h1>sglab: {}</h1><p>started {} · status <b>{}</b>{} · {}</p>",
-        html_escape(s["experiment"].as_str().unwrap_or("")),
-        html_escape(s["started_at"].as_str().unwrap_or("")),
-        html_escape(s["status"].as_str().unwrap_or("")),
-        s["stop_reason"].as_str().map(|r| format!(" ({})", html_escape(r))).unwrap_or_default(),
+        html_escape(&s.experiment),
+        html_escape(s.host.started_at.as_deref().unwrap_or("")),
+        serde_json::to_value(s.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+        s.stop_reason.as_deref().map(|r| format!(" ({})", html_escape(r))).unwrap_or_default(),
         html_escape(&dir.display().to_string()),
     ));
-    let r = &m["requests"];
+    let r = &m.requests;
     h.push_str(&format!(
         "<h2>Summary</h2><table><tr><th>requests</th><th>ok</th><th>error</th><th>rejected</th><th>cancelled</th>\
          <th>duration (s)</th><th>req/s</th><th>output tok/s</th><th>mean in flight</th><th>max in flight</th></tr>\
          <tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.3}</td><td>{:.2}</td><td>{:.1}</td><td>{:.2}</td><td>{}</td></tr></table>",
-        r["total"], r["ok"], r["error"], r["rejected"], r["cancelled"],
-        m["duration_s"].as_f64().unwrap_or(0.0),
-        m["request_throughput"].as_f64().unwrap_or(0.0),
-        m["output_token_throughput"].as_f64().unwrap_or(0.0),
-        m["mean_concurrency"].as_f64().unwrap_or(0.0),
-        m["max_concurrency"],
+        r.total, r.ok, r.error, r.rejected, r.cancelled,
+        m.duration_s,
+        m.request_throughput,
+        m.output_token_throughput,
+        m.mean_concurrency,
+        m.max_concurrency,
     ));
     h.push_str("<h2>Latency (ms)</h2><table><tr><th>metric</th><th>mean</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th><th>max</th></tr>");
-    for k in ["ttft", "ttft_total", "tpot", "itl", "server_latency", "total_latency", "queue_time"] {
-        let d = &m[k];
+    let dists = [
+        ("ttft", &m.ttft),
+        ("ttft_total", &m.ttft_total),
+        ("tpot", &m.tpot),
+        ("itl", &m.itl),
+        ("server_latency", &m.server_latency),
+        ("total_latency", &m.total_latency),
+        ("queue_time", &m.queue_time),
+    ];
+    for (k, d) in dists {
+        let f = |pick: fn(&sglab_core::stats::Dist) -> f64| ms(d.as_ref().map(pick));
         h.push_str(&format!(
             "<tr><td>{k}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            ms(&d["mean"]),
-            ms(&d["p50"]),
-            ms(&d["p90"]),
-            ms(&d["p95"]),
-            ms(&d["p99"]),
-            ms(&d["max"])
+            f(|d| d.mean),
+            f(|d| d.p50),
+            f(|d| d.p90),
+            f(|d| d.p95),
+            f(|d| d.p99),
+            f(|d| d.max)
         ));
     }
     h.push_str("</table><h2>Nodes</h2><table><tr><th>node</th><th>requests</th><th>ok</th><th>error</th><th>mean ttft (ms)</th><th>mean server latency (ms)</th></tr>");
-    for n in m["nodes"].as_array().into_iter().flatten() {
+    for n in &m.nodes {
         h.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            n["node"],
-            n["requests"],
-            n["ok"],
-            n["error"],
-            ms(&n["mean_ttft"]),
-            ms(&n["mean_server_latency"])
+            n.node,
+            n.requests,
+            n.ok,
+            n.error,
+            ms(n.mean_ttft),
+            ms(n.mean_server_latency)
         ));
     }
     h.push_str("</table><h2>Plots</h2>");

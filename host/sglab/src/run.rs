@@ -60,7 +60,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::json;
 use sglab_core::session::Signal;
 use sglab_core::timefmt;
 use sglab_core::workload::RequestSpec;
@@ -172,11 +171,15 @@ fn load_plugins(cfg: &experiment::Loaded, clock: &RunClock, specs: &[RequestSpec
     Ok(Plugins { batching, routing, batcher, router })
 }
 
-fn plugin_json(l: &Loaded) -> serde_json::Value {
-    json!({
-        "name": l.meta.name, "version": l.meta.version, "source": l.source, "sha256": l.sha256,
-        "size_bytes": l.size, "wit": format!("sglab:strategy@{}", l.wit_version),
-    })
+fn plugin_info(l: &Loaded) -> sglab_core::run_summary::PluginInfo {
+    sglab_core::run_summary::PluginInfo {
+        name: l.meta.name.clone(),
+        version: l.meta.version.clone(),
+        source: l.source.clone(),
+        sha256: l.sha256.clone(),
+        size_bytes: l.size as u64,
+        wit: format!("sglab:strategy@{}", l.wit_version),
+    }
 }
 
 /// Runs `sglab run`. Exit codes: 0 ok, 1 the run failed, 2 bad experiment file.

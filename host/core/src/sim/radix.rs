@@ -301,7 +301,7 @@ mod tests {
                 0..=3 => {
                     let (x, y) = (a.insert(&seq), b.insert(&seq));
                     assert_eq!(x, y);
-                    if (rng.next_u64() % 3) == 0 {
+                    if rng.next_u64().is_multiple_of(3) {
                         a.lock(x.1);
                         b.lock(y.1);
                         locks.push(x.1);

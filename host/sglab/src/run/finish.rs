@@ -4,13 +4,15 @@
 
 use std::path::Path;
 
-use serde_json::json;
 use sglab_core::config::Experiment;
 use sglab_core::record::RequestRecord;
+use sglab_core::run_summary::{
+    HostInfo, NodeInfo, PerPlugin, PluginsInfo, RunStatus, RunSummary, SCHEMA_VERSION, VirtualInfo, WorkloadInfo,
+};
 use sglab_core::stats::{Dist, Summary, TokenStats};
 use sglab_core::timefmt;
 
-use super::{RunEnd, driver, plugin_json, prepare};
+use super::{RunEnd, driver, prepare};
 use crate::plugin::Loaded;
 use crate::results::{self, RecordWriter};
 
@@ -29,11 +31,11 @@ pub struct Driven {
     /// Wall-clock start, ns since the Unix epoch (recorded once).
     pub started_wall: u128,
     /// The nodes, as summary.json lists them.
-    pub nodes: serde_json::Value,
+    pub nodes: Vec<NodeInfo>,
     /// The router in front of them, if any.
-    pub router: serde_json::Value,
+    pub router: Option<NodeInfo>,
     /// Virtual-time facts (None in real time).
-    pub virtual_time: Option<serde_json::Value>,
+    pub virtual_time: Option<VirtualInfo>,
 }
 
 /// Schedule lag (arrival - scheduled, ms) of every arrived request.
@@ -64,49 +66,59 @@ pub fn finish(
     drop(records);
     let degraded = lag.as_ref().is_some_and(|l| l.p99 > exp.client.max_schedule_lag_ms);
     let (status, end) = match &out.stop {
-        None => ("ok", RunEnd::Completed),
-        Some(driver::Stop::Rule(_)) => ("stopped", RunEnd::Completed),
-        Some(driver::Stop::Interrupted(s)) => ("interrupted", RunEnd::Interrupted(*s)),
-        Some(driver::Stop::Failure(_)) => ("failed", RunEnd::Failed),
+        None => (RunStatus::Ok, RunEnd::Completed),
+        Some(driver::Stop::Rule(_)) => (RunStatus::Stopped, RunEnd::Completed),
+        Some(driver::Stop::Interrupted(s)) => (RunStatus::Interrupted, RunEnd::Interrupted(*s)),
+        Some(driver::Stop::Failure(_)) => (RunStatus::Failed, RunEnd::Failed),
     };
     // The plugins' share of this process's CPU time during the run (plugin
     // calls run synchronously, so their wall time is CPU time).
     let plugin_s = out.plugin_time.map(|(t, _)| t.as_secs_f64());
-    let doc = json!({
-        "experiment": exp.experiment.name,
-        "run_dir": dir,
-        "status": status,
-        "stop_reason": out.stop.as_ref().map(driver::Stop::reason),
-        "clock": exp.experiment.clock.as_str(),
-        "started_at": timefmt::rfc3339(started_wall),
-        "started_unix_ns": started_wall.to_string(),
-        "wall_s": wall_s,
-        "virtual_time": virtual_time,
-        "seed": exp.experiment.seed,
-        "workload": {
-            "dataset": w.dataset, "backend": w.backend, "stream": w.stream,
-            "token_counts": load.count.as_str(), "warmup_requests": exp.client.warmup_requests,
+    let simulated = virtual_time.as_ref().map(|v| (v.simulated_s, v.simulated_tokens as f64));
+    let per_wall = |x: f64| (wall_s > 0.0).then(|| x / wall_s);
+    let doc = RunSummary {
+        schema_version: SCHEMA_VERSION,
+        experiment: exp.experiment.name.clone(),
+        status,
+        stop_reason: out.stop.as_ref().map(driver::Stop::reason),
+        clock: exp.experiment.clock,
+        seed: exp.experiment.seed,
+        workload: Some(WorkloadInfo {
+            dataset: w.dataset,
+            backend: w.backend,
+            stream: w.stream,
+            token_counts: load.count.as_str().to_owned(),
+            warmup_requests: exp.client.warmup_requests,
+        }),
+        schedule_lag_ms: lag.clone(),
+        degraded,
+        nodes,
+        router,
+        plugins: Some(PluginsInfo {
+            batching: super::plugin_info(meta.0),
+            routing: super::plugin_info(meta.1),
+            peak_memory_bytes: PerPlugin { batching: out.plugin_memory.0 as u64, routing: out.plugin_memory.1 as u64 },
+            calls: PerPlugin { batching: out.plugin_time[0].1, routing: out.plugin_time[1].1 },
+        }),
+        virtual_time,
+        metrics: summary,
+        host: HostInfo {
+            run_dir: dir.display().to_string(),
+            started_at: Some(timefmt::rfc3339(started_wall)),
+            started_unix_ns: Some(started_wall.to_string()),
+            wall_s: Some(wall_s),
+            process_cpu_s: Some(cpu_s),
+            plugin_call_time_s: Some(PerPlugin { batching: plugin_s[0], routing: plugin_s[1] }),
+            plugin_cpu_share: (cpu_s > 0.0).then(|| (plugin_s[0] + plugin_s[1]) / cpu_s),
+            speedup: simulated.and_then(|(s, _)| per_wall(s)),
+            tokens_per_wall_s: simulated.and_then(|(_, t)| per_wall(t)),
         },
-        "schedule_lag_ms": lag,
-        "degraded": degraded,
-        "nodes": nodes,
-        "router": router,
-        "plugins": {
-            "batching": plugin_json(meta.0),
-            "routing": plugin_json(meta.1),
-            "peak_memory_bytes": {"batching": out.plugin_memory.0, "routing": out.plugin_memory.1},
-            "call_time_s": {"batching": plugin_s[0], "routing": plugin_s[1]},
-            "calls": {"batching": out.plugin_time[0].1, "routing": out.plugin_time[1].1},
-            "process_cpu_s": cpu_s,
-            "cpu_share": (cpu_s > 0.0).then(|| (plugin_s[0] + plugin_s[1]) / cpu_s),
-        },
-        "metrics": summary,
-    });
+    };
     results::write_atomic(&dir.join("summary.json"), (serde_json::to_string_pretty(&doc)? + "\n").as_bytes())?;
     // A write error here (a full disk) fails the run: exit 1, and no half
     // file is left (plots and report.html are written whole or not at all).
     let report = crate::report::generate(dir);
-    say_raw!("{}", results::table(&summary));
+    say_raw!("{}", results::table(&doc.metrics));
     if let Some(l) = &lag {
         say!(
             "schedule lag p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms{}",
@@ -170,14 +182,23 @@ pub fn startup_failed(
     drop(tx);
     let (records, tokens) = writer.finish()?;
     let summary = Summary::from_parts(&records, &exp.slo, tokens);
-    let doc = json!({
-        "experiment": exp.experiment.name,
-        "run_dir": dir,
-        "status": if matches!(end, RunEnd::Failed) { "failed" } else { "interrupted" },
-        "stop_reason": reason,
-        "seed": exp.experiment.seed,
-        "metrics": summary,
-    });
+    let doc = RunSummary {
+        schema_version: SCHEMA_VERSION,
+        experiment: exp.experiment.name.clone(),
+        status: if matches!(end, RunEnd::Failed) { RunStatus::Failed } else { RunStatus::Interrupted },
+        stop_reason: Some(reason.clone()),
+        clock: exp.experiment.clock,
+        seed: exp.experiment.seed,
+        workload: None,
+        schedule_lag_ms: None,
+        degraded: false,
+        nodes: Vec::new(),
+        router: None,
+        plugins: None,
+        virtual_time: None,
+        metrics: summary,
+        host: HostInfo { run_dir: dir.display().to_string(), ..HostInfo::default() },
+    };
     results::write_atomic(&dir.join("summary.json"), (serde_json::to_string_pretty(&doc)? + "\n").as_bytes())?;
     eprintln!("error: {reason}");
     eprintln!("every request is recorded (as not sent) in {}", dir.join("requests.csv").display());

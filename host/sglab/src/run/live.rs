@@ -51,7 +51,10 @@ pub async fn run(
     }
     let endpoints = nodes.dispatch_endpoints();
     // As started (the router is stopped before the summary is written).
-    let (node_info, router_info) = (serde_json::to_value(&nodes.list)?, serde_json::to_value(&nodes.router)?);
+    let (node_info, router_info) = (
+        nodes.list.iter().map(crate::nodes::Node::info).collect(),
+        nodes.router.as_ref().map(crate::nodes::Node::info),
+    );
     for n in &nodes.list {
         tracing::info!(node = %n.name, url = %n.url, "ready");
     }

@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use sglab_core::timefmt;
 
-use super::sweep_table::{POINT_FILE, PointMeta, rebuild};
+use super::sweep_table::{POINT_FILE, PointMeta, point_summary, rebuild};
 use super::{RunEnd, execute, ready};
 use crate::experiment::Point;
 use crate::results;
@@ -28,10 +28,7 @@ fn dir_name(i: usize, label: &str) -> String {
 /// A point that ran to its end (`summary.json` with status ok or stopped):
 /// `--resume` skips it. Failed and interrupted points run again.
 fn completed(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join("summary.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .is_some_and(|v| matches!(v["status"].as_str(), Some("ok" | "stopped")))
+    point_summary(dir).is_some_and(|s| s.status.completed())
 }
 
 /// How a sweep runs.

@@ -6,23 +6,29 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use sglab_core::record::csv_field;
+use sglab_core::run_summary::{Metric, RunSummary, stat};
 
-/// Headline columns of `sweep.csv` after `point,dir` and the swept keys:
-/// (column, JSON pointer into summary.json, scale).
-const COLUMNS: &[(&str, &str, f64)] = &[
-    ("requests_ok", "/metrics/requests/ok", 1.0),
-    ("request_throughput", "/metrics/request_throughput", 1.0),
-    ("output_token_throughput", "/metrics/output_token_throughput", 1.0),
-    ("mean_concurrency", "/metrics/mean_concurrency", 1.0),
-    ("prefix_cache_hit_rate", "/metrics/prefix_cache_hit_rate", 1.0),
-    ("ttft_mean_ms", "/metrics/ttft/mean", 1e3),
-    ("ttft_p99_ms", "/metrics/ttft/p99", 1e3),
-    ("tpot_mean_ms", "/metrics/tpot/mean", 1e3),
-    ("itl_p99_ms", "/metrics/itl/p99", 1e3),
-    ("total_latency_p99_ms", "/metrics/total_latency/p99", 1e3),
+/// Headline columns of `sweep.csv` after `point,dir,status` and the swept
+/// keys: (column, metric, scale).
+const COLUMNS: &[(&str, Metric, f64)] = &[
+    ("requests_ok", |m| Some(m.requests.ok as f64), 1.0),
+    ("request_throughput", |m| Some(m.request_throughput), 1.0),
+    ("output_token_throughput", |m| Some(m.output_token_throughput), 1.0),
+    ("mean_concurrency", |m| Some(m.mean_concurrency), 1.0),
+    ("prefix_cache_hit_rate", |m| m.prefix_cache_hit_rate, 1.0),
+    ("ttft_mean_ms", |m| stat(&m.ttft, |d| d.mean), 1e3),
+    ("ttft_p99_ms", |m| stat(&m.ttft, |d| d.p99), 1e3),
+    ("tpot_mean_ms", |m| stat(&m.tpot, |d| d.mean), 1e3),
+    ("itl_p99_ms", |m| stat(&m.itl, |d| d.p99), 1e3),
+    ("total_latency_p99_ms", |m| stat(&m.total_latency, |d| d.p99), 1e3),
 ];
+
+/// A point's summary, if it has a readable one (a point still running, or
+/// one that crashed, has none: its row says `missing`).
+pub fn point_summary(dir: &Path) -> Option<RunSummary> {
+    RunSummary::parse(&std::fs::read_to_string(dir.join("summary.json")).ok()?).ok()
+}
 
 /// Rewrites `sweep.csv` (and the plots against the rate) from every point
 /// directory under `base` that has a `point.json`, in point order: the
@@ -78,12 +84,12 @@ fn write_csv(base: &Path, done: &[(PointMeta, PathBuf)]) -> anyhow::Result<()> {
     out.push('\n');
     for (p, dir) in done {
         let i = p.point;
-        let s: Value = std::fs::read_to_string(dir.join("summary.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or(Value::Null);
+        let s = point_summary(dir);
         let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        out.push_str(&format!("{i},{},{}", csv_field(name), s["status"].as_str().unwrap_or("missing")));
+        let status = s.as_ref().map_or("missing".to_owned(), |s| {
+            serde_json::to_value(s.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+        });
+        out.push_str(&format!("{i},{},{status}", csv_field(name)));
         for k in &keys {
             let v = match p.values.iter().find(|(key, _)| key == k).map(|(_, v)| v) {
                 Some(toml::Value::String(s)) => s.clone(),
@@ -93,9 +99,9 @@ fn write_csv(base: &Path, done: &[(PointMeta, PathBuf)]) -> anyhow::Result<()> {
             out.push(',');
             out.push_str(&csv_field(&v));
         }
-        for (_, ptr, scale) in COLUMNS {
+        for (_, metric, scale) in COLUMNS {
             out.push(',');
-            if let Some(v) = s.pointer(ptr).and_then(Value::as_f64) {
+            if let Some(v) = s.as_ref().and_then(|s| metric(&s.metrics)) {
                 out.push_str(&format!("{}", v * scale));
             }
         }
@@ -130,10 +136,10 @@ fn plot_vs_rate(base: &Path, done: &[(PointMeta, PathBuf)], keys: &[&str]) -> an
             .collect();
         if parts.is_empty() { "run".to_owned() } else { parts.join(", ") }
     };
-    let mut plots: Vec<(&str, &str, crate::plots::Series)> = vec![
-        ("ttft_p50_vs_rate.svg", "/metrics/ttft/p50", Vec::new()),
-        ("ttft_p99_vs_rate.svg", "/metrics/ttft/p99", Vec::new()),
-        ("total_latency_p99_vs_rate.svg", "/metrics/total_latency/p99", Vec::new()),
+    let mut plots: Vec<(&str, &str, Metric, crate::plots::Series)> = vec![
+        ("ttft_p50_vs_rate.svg", "ttft p50", |m| stat(&m.ttft, |d| d.p50), Vec::new()),
+        ("ttft_p99_vs_rate.svg", "ttft p99", |m| stat(&m.ttft, |d| d.p99), Vec::new()),
+        ("total_latency_p99_vs_rate.svg", "total_latency p99", |m| stat(&m.total_latency, |d| d.p99), Vec::new()),
     ];
     for (p, dir) in done {
         let Some(rate) = p
@@ -144,14 +150,9 @@ fn plot_vs_rate(base: &Path, done: &[(PointMeta, PathBuf)], keys: &[&str]) -> an
         else {
             continue;
         };
-        let Ok(s) = std::fs::read_to_string(dir.join("summary.json"))
-            .map_err(anyhow::Error::from)
-            .and_then(|t| Ok(serde_json::from_str::<Value>(&t)?))
-        else {
-            continue;
-        };
-        for (_, ptr, series) in &mut plots {
-            let Some(v) = s.pointer(ptr).and_then(Value::as_f64) else { continue };
+        let Some(s) = point_summary(dir) else { continue };
+        for (_, _, metric, series) in &mut plots {
+            let Some(v) = metric(&s.metrics) else { continue };
             let name = label(p);
             match series.iter_mut().find(|(n, _)| *n == name) {
                 Some((_, pts)) => pts.push((rate, v * 1e3)),
@@ -159,11 +160,10 @@ fn plot_vs_rate(base: &Path, done: &[(PointMeta, PathBuf)], keys: &[&str]) -> an
             }
         }
     }
-    for (file, ptr, mut series) in plots {
+    for (file, what, _, mut series) in plots {
         for (_, pts) in &mut series {
             pts.sort_by(|a, b| a.0.total_cmp(&b.0));
         }
-        let what = ptr.trim_start_matches("/metrics/").replace('/', " ");
         crate::plots::xy(&base.join(file), &format!("{what} vs request rate"), "request rate (req/s)", "ms", &series)?;
     }
     Ok(())

@@ -11,9 +11,9 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use serde_json::json;
 use sglab_core::Nanos;
 use sglab_core::config::Experiment;
+use sglab_core::run_summary::{NodeInfo, VirtualInfo};
 use sglab_core::session::{Act, Session, SessionConfig};
 use sglab_core::sim::{EngineConfig, EngineStats};
 use sglab_core::vtime::{self, HostEvent, VirtualNode};
@@ -181,23 +181,26 @@ pub fn run(
         plugin_time: [batcher.call_time(), router.call_time()],
     };
     let (records, token_stats) = writer.finish()?;
-    let simulated_s = sglab_core::secs(stats.end);
-    let speedup = if wall_s > 0.0 { simulated_s / wall_s } else { 0.0 };
-    let virtual_time = json!({
-        "simulated_s": simulated_s,
-        "warmup_simulated_s": sglab_core::secs(stats.warmup),
-        "rtt_ms": c.virtual_rtt_ms,
-        "forward_passes": stats.forward_passes,
-        "engine_events": stats.engine_events,
-        "simulated_tokens": stats.tokens,
-        "loop_iterations": stats.iterations,
-        "speedup": speedup,
-        "tokens_per_wall_s": if wall_s > 0.0 { stats.tokens as f64 / wall_s } else { 0.0 },
-    });
-    let nodes_json: Vec<_> = engines
+    let virtual_time = VirtualInfo {
+        simulated_s: sglab_core::secs(stats.end),
+        warmup_simulated_s: sglab_core::secs(stats.warmup),
+        rtt_ms: c.virtual_rtt_ms,
+        forward_passes: stats.forward_passes,
+        engine_events: stats.engine_events,
+        simulated_tokens: stats.tokens,
+        loop_iterations: stats.iterations,
+    };
+    let nodes = engines
         .iter()
         .enumerate()
-        .map(|(i, e)| json!({"name": format!("sim-{i}"), "launch": "sim", "url": null, "profile": e.profile_name()}))
+        .map(|(i, e)| NodeInfo {
+            name: format!("sim-{i}"),
+            url: None,
+            kind: "sim".to_owned(),
+            startup_s: None,
+            log: None,
+            profile: Some(e.profile_name().to_owned()),
+        })
         .collect();
     Ok(Driven {
         out,
@@ -206,8 +209,8 @@ pub fn run(
         cpu_s,
         wall_s,
         started_wall,
-        nodes: serde_json::Value::Array(nodes_json),
-        router: serde_json::Value::Null,
+        nodes,
+        router: None,
         virtual_time: Some(virtual_time),
     })
 }
