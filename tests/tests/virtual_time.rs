@@ -233,3 +233,46 @@ fn what_virtual_time_refuses_exits_2_naming_the_key() {
     assert!(stderr(&out).contains("--url is not available in virtual time"), "{}", stderr(&out));
     assert!(!s.path.join("results").exists(), "nothing started");
 }
+
+#[test]
+fn server_snapshots_reach_the_routing_plugin() {
+    // The engines' samples are each node's `server` snapshot: weighted-score
+    // scores KV usage and the server's queue from them, round-robin ignores them.
+    let s = Scratch::new("vt-snap");
+    let nodes = |router: &str, every: f64| {
+        format!(
+            r#"
+[workload]
+dataset = "shared-prefix"
+num_groups = 6
+prompts_per_group = 40
+system_prompt_len = 3000
+question_len = 200
+output_len = 200
+
+[arrival]
+process = "poisson"
+rate = 30.0
+
+[[nodes]]
+launch = "sim"
+replicas = 3
+args = ["--profile", "llama-3.1-8b-h100", "--max-total-tokens", "60000"]
+
+[routing]
+plugin = "{router}"
+
+[results]
+server_metrics_interval_s = {every}
+"#
+        )
+    };
+    let placement = |name: &str, router: &str, every: f64| -> Vec<String> {
+        let dir = run(&s, name, &nodes(router, every), "virtual", &[]);
+        read_csv(&dir.join("requests.csv")).rows.iter().map(|r| r["node"].clone()).collect()
+    };
+    let (with, without) = (placement("ws1", "weighted-score", 0.02), placement("ws0", "weighted-score", 0.0));
+    let changed = with.iter().zip(&without).filter(|(a, b)| a != b).count();
+    assert!(changed > 10, "weighted-score placed only {changed} of 240 requests differently with server snapshots");
+    assert_eq!(placement("rr1", "round-robin", 0.02), placement("rr0", "round-robin", 0.0));
+}
