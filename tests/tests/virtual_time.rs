@@ -276,3 +276,49 @@ server_metrics_interval_s = {every}
     assert!(changed > 10, "weighted-score placed only {changed} of 240 requests differently with server snapshots");
     assert_eq!(placement("rr1", "round-robin", 0.02), placement("rr0", "round-robin", 0.0));
 }
+
+#[test]
+fn plugin_failures_end_the_run_as_in_real_time() {
+    let s = Scratch::new("vt-hostile");
+    let cases = [
+        (
+            "routing",
+            env!("SGLAB_TEST_PLUGIN_SPIN"),
+            "routing plugin 'spin' failed in route: deadline of 50 ms exceeded",
+        ),
+        (
+            "routing",
+            env!("SGLAB_TEST_PLUGIN_BAD_NODE"),
+            "routing plugin 'bad-node' failed in route: invalid answer: dispatch to node 99 for request 3",
+        ),
+        (
+            "batching",
+            env!("SGLAB_TEST_PLUGIN_BAD_RELEASE"),
+            "batching plugin 'bad-release' failed in poll: invalid answer: released request 1000000",
+        ),
+    ];
+    for (i, (slot, plugin, needle)) in cases.iter().enumerate() {
+        let name = format!("h{i}");
+        let text = format!(
+            "[workload]\nnum_requests = 12\ninput_len = 32\noutput_len = 20\n\n[arrival]\nprocess = \"constant\"\nrate = 100.0\n\n\
+             [sandbox]\ndeadline_ms = 50\n\n[[nodes]]\nlaunch = \"sim\"\nargs = [\"--profile\", \"fixed\", \"--ttft-ms\", \"5\", \"--itl-ms\", \"1\"]\n\n\
+             [{slot}]\nplugin = \"{plugin}\"\n"
+        );
+        let exp = s.write(&format!("{name}.toml"), &experiment(&name, &text));
+        let out = run_experiment(&s.path, &exp, &["--clock", "virtual", "--trace-decisions"]);
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{name}: {}", stderr(&out));
+        let dir = run_dir(&s.path, &name);
+        let csv = read_csv(&dir.join("requests.csv"));
+        assert_eq!(csv.rows.len(), 12, "every request is accounted for");
+        let ok = csv.rows.iter().filter(|r| r["status"] == "ok").count();
+        assert!(csv.rows.iter().all(|r| r["status"] == "ok" || r["error"].starts_with("not sent: the run stopped")));
+        assert_eq!(summary(&dir)["status"], "failed");
+        if *slot == "routing" {
+            // Three requests were routed before the failure, and awaited.
+            assert_eq!(ok, 3, "{name}");
+            let placed = json_lines(&dir.join("decisions.jsonl")).iter().filter(|d| d["node"] == 0).count();
+            assert_eq!(placed, 3, "{name}: decisions.jsonl");
+        }
+    }
+}
