@@ -90,7 +90,9 @@ const EWMA_ALPHA: f64 = 0.125;
 /// The dispatcher state machine. See the module docs.
 #[derive(Debug)]
 pub struct Dispatcher {
-    infos: Vec<Option<RequestInfo>>,
+    /// Boxed: only requests between arrival and finish hold one (a large
+    /// workload keeps 8 bytes per request, not a whole `RequestInfo`).
+    infos: Vec<Option<Box<RequestInfo>>>,
     phase: Vec<Phase>,
     pending: VecDeque<RequestId>,
     nodes: Vec<NodeState>,
@@ -198,7 +200,7 @@ impl Dispatcher {
             batcher.on_nodes(&u)?;
         }
         batcher.on_arrival(&info)?;
-        self.infos[id] = Some(info);
+        self.infos[id] = Some(Box::new(info));
         self.phase[id] = Phase::Queued;
         self.queued += 1;
         Ok(())
@@ -299,7 +301,7 @@ impl Dispatcher {
             if let Some(u) = self.take_update(ROUTER) {
                 router.on_nodes(&u)?;
             }
-            let info = self.infos[id as usize].as_ref().expect("released request has info");
+            let info: &RequestInfo = self.infos[id as usize].as_ref().expect("released request has info");
             match router.route(info)? {
                 RouteDecision::Dispatch(node) => {
                     if node as usize >= self.nodes.len() {

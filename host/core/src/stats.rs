@@ -39,6 +39,19 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     percentile_by(sorted, p, |v| *v)
 }
 
+/// [`percentile`] of values in any order (reordered in place): the same
+/// number, found by selection instead of a sort.
+pub fn percentile_unsorted(values: &mut [f64], p: f64) -> f64 {
+    assert!(!values.is_empty());
+    let rank = p / 100.0 * (values.len() - 1) as f64;
+    let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+    let (below, at_hi, _) = values.select_nth_unstable_by(hi, f64::total_cmp);
+    let at_hi = *at_hi;
+    // Everything below `hi` is at most `at_hi`: its largest is order statistic hi - 1.
+    let at_lo = if lo == hi { at_hi } else { below.iter().copied().max_by(f64::total_cmp).unwrap_or(at_hi) };
+    at_lo + (at_hi - at_lo) * (rank - lo as f64)
+}
+
 fn percentile_by<T>(sorted: &[T], p: f64, get: impl Fn(&T) -> f64) -> f64 {
     assert!(!sorted.is_empty());
     let rank = p / 100.0 * (sorted.len() - 1) as f64;

@@ -129,6 +129,61 @@ struct Flight {
     attempt: Attempt,
 }
 
+/// The requests in flight by id: 4 bytes per request of the workload, and
+/// a slab of the few in flight (a 100,000-request run holds ~100 attempts,
+/// not 100,000).
+struct Flights {
+    slot: Vec<u32>,
+    slab: Vec<Option<(u64, Flight)>>,
+    free: Vec<u32>,
+}
+
+const NONE: u32 = u32::MAX;
+
+impl Flights {
+    fn new(n: usize) -> Self {
+        Self { slot: vec![NONE; n], slab: Vec::new(), free: Vec::new() }
+    }
+
+    fn get(&self, id: u64) -> Option<&Flight> {
+        let s = *self.slot.get(id as usize)?;
+        self.slab.get(s as usize)?.as_ref().map(|(_, f)| f)
+    }
+
+    fn get_mut(&mut self, id: u64) -> Option<&mut Flight> {
+        let s = *self.slot.get(id as usize)?;
+        self.slab.get_mut(s as usize)?.as_mut().map(|(_, f)| f)
+    }
+
+    fn insert(&mut self, id: u64, f: Flight) {
+        let s = match self.free.pop() {
+            Some(s) => {
+                self.slab[s as usize] = Some((id, f));
+                s
+            }
+            None => {
+                self.slab.push(Some((id, f)));
+                (self.slab.len() - 1) as u32
+            }
+        };
+        self.slot[id as usize] = s;
+    }
+
+    fn take(&mut self, id: u64) -> Option<Flight> {
+        let s = std::mem::replace(self.slot.get_mut(id as usize)?, NONE);
+        let (_, f) = self.slab.get_mut(s as usize)?.take()?;
+        self.free.push(s);
+        Some(f)
+    }
+
+    /// Ids in flight, in id order (a defined order for cancelling them).
+    fn ids(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = self.slab.iter().flatten().map(|(id, _)| *id).collect();
+        ids.sort_unstable();
+        ids
+    }
+}
+
 enum Back {
     Event(TokenEvent),
     Fail { id: u64, kind: ErrorKind, msg: String, unreachable: bool },
@@ -150,7 +205,7 @@ struct Loop<'a, B, R, H> {
     specs: &'a [RequestSpec],
     s: &'a Settings,
     host: &'a mut H,
-    flights: Vec<Option<Flight>>,
+    flights: Flights,
     back: VecDeque<(Nanos, Back)>,
     arriving: Vec<VecDeque<(Nanos, u64)>>,
     timeouts: VecDeque<(Nanos, u64)>,
@@ -186,14 +241,14 @@ impl<B: BatchPolicy, R: RoutePolicy, H: Host> Loop<'_, B, R, H> {
     }
 
     fn done(&mut self, id: u64, at: Nanos) {
-        if let Some(f) = self.flights[id as usize].take() {
+        if let Some(f) = self.flights.take(id) {
             self.session.done(at, id, f.attempt);
             self.changed = true;
         }
     }
 
     fn fail(&mut self, id: u64, at: Nanos, kind: ErrorKind, msg: String) {
-        if let Some(f) = self.flights[id as usize].as_mut() {
+        if let Some(f) = self.flights.get_mut(id) {
             f.attempt.fail(at, kind, msg);
             if kind == ErrorKind::Cancelled {
                 f.attempt.cancelled = true;
@@ -212,7 +267,7 @@ impl<B: BatchPolicy, R: RoutePolicy, H: Host> Loop<'_, B, R, H> {
             // One entry per token (streamed): no regrowth on the hot path.
             attempt.token_times.reserve_exact(self.specs[id as usize].output_len as usize);
         }
-        self.flights[id as usize] = Some(Flight { node, attempt });
+        self.flights.insert(id, Flight { node, attempt });
         self.timeouts.push_back((t.saturating_add(self.s.timeout), id));
         let at = t + self.half() + self.nodes[node as usize].faults.stall;
         if at == t {
@@ -224,7 +279,7 @@ impl<B: BatchPolicy, R: RoutePolicy, H: Host> Loop<'_, B, R, H> {
 
     /// Request `id` reaches its server now.
     fn reach(&mut self, node: u32, id: u64) {
-        if self.flights[id as usize].is_none() {
+        if self.flights.get(id).is_none() {
             return;
         }
         let back_at = self.now + self.half();
@@ -266,7 +321,7 @@ impl<B: BatchPolicy, R: RoutePolicy, H: Host> Loop<'_, B, R, H> {
         let at = self.now;
         let ev = match b {
             Back::Fail { id, kind, msg, unreachable } => {
-                if let Some(f) = self.flights[id as usize].as_mut() {
+                if let Some(f) = self.flights.get_mut(id) {
                     f.attempt.unreachable = unreachable;
                 }
                 return self.fail(id, at, kind, msg);
@@ -274,7 +329,7 @@ impl<B: BatchPolicy, R: RoutePolicy, H: Host> Loop<'_, B, R, H> {
             Back::Event(ev) => ev,
         };
         let id = ev.key;
-        let Some(f) = self.flights[id as usize].as_mut() else { return };
+        let Some(f) = self.flights.get_mut(id) else { return };
         let node = f.node as usize;
         let a = &mut f.attempt;
         if let Some(err) = ev.error {
@@ -300,7 +355,7 @@ impl<B: BatchPolicy, R: RoutePolicy, H: Host> Loop<'_, B, R, H> {
             self.changed = true;
         }
         if ev.finished {
-            if let Some(f) = self.flights[id as usize].as_mut() {
+            if let Some(f) = self.flights.get_mut(id) {
                 f.attempt.finish = at;
                 f.attempt.finish_reason = Some("length".to_owned());
             }
@@ -326,7 +381,7 @@ impl<B: BatchPolicy, R: RoutePolicy, H: Host> Loop<'_, B, R, H> {
                 self.crash(node, id);
             }
         }
-        if self.flights.get(id).is_none_or(Option::is_none) {
+        if self.flights.get(id as u64).is_none() {
             return;
         }
         let at = self.now + self.half();
@@ -338,9 +393,8 @@ impl<B: BatchPolicy, R: RoutePolicy, H: Host> Loop<'_, B, R, H> {
         let msg =
             "stream broken: connection closed before message completed (the server exited: --crash-after-requests)";
         let at = self.now + self.half();
-        let on_node: Vec<u64> = (0..self.flights.len())
-            .filter(|&i| i != last && self.flights[i].as_ref().is_some_and(|f| f.node as usize == node))
-            .map(|i| i as u64)
+        let on_node: Vec<u64> = (self.flights.ids().into_iter())
+            .filter(|&i| i != last as u64 && self.flights.get(i).is_some_and(|f| f.node as usize == node))
             .collect();
         for id in on_node {
             self.nodes[node].engine.cancel(id);
@@ -350,10 +404,10 @@ impl<B: BatchPolicy, R: RoutePolicy, H: Host> Loop<'_, B, R, H> {
     }
 
     fn cancel_all(&mut self) {
-        for id in 0..self.flights.len() {
-            if let Some(f) = &self.flights[id] {
-                self.nodes[f.node as usize].engine.cancel(id as u64);
-                self.fail(id as u64, self.now, ErrorKind::Cancelled, "cancelled: the run stopped".to_owned());
+        for id in self.flights.ids() {
+            if let Some(f) = self.flights.get(id) {
+                self.nodes[f.node as usize].engine.cancel(id);
+                self.fail(id, self.now, ErrorKind::Cancelled, "cancelled: the run stopped".to_owned());
             }
         }
     }
@@ -442,7 +496,7 @@ pub fn run<B: BatchPolicy, R: RoutePolicy, H: Host>(
         specs,
         s,
         host,
-        flights: (0..specs.len()).map(|_| None).collect(),
+        flights: Flights::new(specs.len()),
         back: VecDeque::new(),
         arriving: (0..n).map(|_| VecDeque::new()).collect(),
         timeouts: VecDeque::new(),
@@ -507,7 +561,7 @@ pub fn run<B: BatchPolicy, R: RoutePolicy, H: Host>(
         // 4. Timeouts.
         while l.timeouts.front().is_some_and(|&(at, _)| at <= t) {
             let (_, id) = l.timeouts.pop_front().expect("front exists");
-            if let Some(f) = &l.flights[id as usize] {
+            if let Some(f) = l.flights.get(id) {
                 let node = f.node as usize;
                 l.nodes[node].engine.cancel(id);
                 let msg = format!("timed out after {:.1} s", l.s.timeout as f64 / 1e9);

@@ -93,3 +93,19 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Selection gives the percentile a sort gives, bit for bit.
+    #[test]
+    fn percentile_by_selection_equals_percentile_of_sorted(
+        mut v in proptest::collection::vec(-1e3f64..1e3, 1..300),
+        p in 0.0f64..=100.0,
+    ) {
+        let mut sorted = v.clone();
+        sorted.sort_by(f64::total_cmp);
+        let want = sglab_core::stats::percentile(&sorted, p);
+        prop_assert_eq!(sglab_core::stats::percentile_unsorted(&mut v, p).to_bits(), want.to_bits());
+    }
+}
