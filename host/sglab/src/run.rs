@@ -55,13 +55,12 @@ mod virtual_time;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use sglab_core::session::Signal;
-use sglab_core::timefmt;
 use sglab_core::workload::RequestSpec;
 
 use sglab_core::config::Clock;
@@ -70,7 +69,6 @@ use crate::experiment::{self, ConfigError};
 use crate::nodes::Nodes;
 use crate::plugin::trace::DecisionTrace;
 use crate::plugin::{Kind, Limits, LoadError, Loaded, RunClock, Runtime, WasmBatcher, WasmRouter};
-use crate::results;
 
 /// Arguments of `sglab run`.
 #[derive(Debug, Clone, Args)]
@@ -274,39 +272,8 @@ pub fn main(mut args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if points.len() == 1 && args.resume.is_none() && args.point.is_none() {
-        let p = points.into_iter().next().expect("one point");
-        let r = match ready(p.loaded) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        };
-        let exp = &r.cfg.exp;
-        let created = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
-        let dir = match results::create_dir(
-            &PathBuf::from(&exp.experiment.output_dir),
-            &exp.experiment.name,
-            &timefmt::stamp(created),
-        ) {
-            Ok(d) => d,
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let result = rt.block_on(execute(r, args.quiet, dir, None, args.keep_servers, args.trace_decisions, &sig)).map(
-            |(end, nodes)| {
-                if let Some(n) = nodes {
-                    keep_running(&n);
-                    n.detach();
-                }
-                end
-            },
-        );
-        return exit_code(result);
-    }
+    // A plain run is a sweep of one point whose directory is the run's.
+    let single = points.len() == 1 && args.resume.is_none() && args.point.is_none();
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
     let opts = sweep::SweepOpts {
         quiet: args.quiet,
@@ -315,6 +282,7 @@ pub fn main(mut args: RunArgs) -> ExitCode {
         trace: args.trace_decisions,
         jobs,
         only: args.point,
+        single,
     };
     sweep::run(&rt, points, opts, &sig)
 }
@@ -345,18 +313,6 @@ fn keep_running(nodes: &Nodes) {
     for n in &nodes.list {
         let pid = nodes.pid(n).map(|p| format!("  (stop: kill -TERM -{p})")).unwrap_or_default();
         say!("  {} {}{pid}", n.name, n.url);
-    }
-}
-
-fn exit_code(r: anyhow::Result<RunEnd>) -> ExitCode {
-    match r {
-        Ok(RunEnd::Completed) => ExitCode::SUCCESS,
-        Ok(RunEnd::Failed) => ExitCode::FAILURE,
-        Ok(RunEnd::Interrupted(s)) => ExitCode::from(s.exit_code()),
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
     }
 }
 

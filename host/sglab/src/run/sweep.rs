@@ -45,23 +45,40 @@ pub struct SweepOpts {
     pub jobs: usize,
     /// Only this point.
     pub only: Option<usize>,
+    /// A plain run (one point, no `[sweep]`): its directory is the run
+    /// directory itself, with no `point.json` and no `sweep.csv`.
+    pub single: bool,
 }
 
-fn base_dir(first: &sglab_core::config::Experiment, resume: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+/// The sweep's directory (made now), or for a plain run the path of its
+/// run directory (made by [`created`] once its config is known good).
+fn base_dir(first: &sglab_core::config::Experiment, resume: Option<PathBuf>, single: bool) -> anyhow::Result<PathBuf> {
     match resume {
         Some(d) => {
             std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
             Ok(d)
         }
         None => {
-            let created = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
-            results::create_dir(
-                &PathBuf::from(&first.experiment.output_dir),
-                &first.experiment.name,
-                &timefmt::stamp(created),
-            )
+            let stamp = timefmt::stamp(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos());
+            let root = PathBuf::from(&first.experiment.output_dir);
+            if single {
+                return Ok(root.join(&first.experiment.name).join(stamp));
+            }
+            results::create_dir(&root, &first.experiment.name, &stamp)
         }
     }
+}
+
+/// Makes a plain run's directory (`results/<name>/<stamp>`, or the next
+/// free `<stamp>-N`).
+fn created(planned: &Path) -> anyhow::Result<PathBuf> {
+    let (Some(parent), Some(stamp)) = (planned.parent(), planned.file_name().and_then(|s| s.to_str())) else {
+        anyhow::bail!("invalid run directory {}", planned.display());
+    };
+    let (Some(root), Some(name)) = (parent.parent(), parent.file_name().and_then(|s| s.to_str())) else {
+        anyhow::bail!("invalid run directory {}", planned.display());
+    };
+    results::create_dir(root, name, stamp)
 }
 
 /// Makes point `i`'s directory afresh, with its `point.json`.
@@ -96,7 +113,7 @@ pub fn run(
         eprintln!("error: --point {k}: the sweep has {total} point(s) (0..={})", total - 1);
         return ExitCode::from(2);
     }
-    let base = match base_dir(&points[0].loaded.exp, opts.resume.clone()) {
+    let base = match base_dir(&points[0].loaded.exp, opts.resume.clone(), opts.single) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -122,6 +139,9 @@ pub fn run(
     };
     if let Some(c) = code.1 {
         return c;
+    }
+    if opts.single {
+        return code.0;
     }
     rebuild_table(&base);
     say!("\nsweep: {} points in {}; table: {}", total, base.display(), base.join("sweep.csv").display());
@@ -214,21 +234,28 @@ fn sequential(
     };
     for (k, &i) in todo.iter().enumerate() {
         let p = &points[i];
-        say!("== point {}/{total}: {}", i + 1, p.label);
-        let dir = match point_dir(base, i, p) {
+        if !opts.single {
+            say!("== point {}/{total}: {}", i + 1, p.label);
+        }
+        // The point's config first: a config error leaves no directory behind.
+        let r = match ready(p.loaded.clone()) {
+            Ok(r) => r,
+            Err(e) if opts.single => {
+                eprintln!("error: {e}");
+                return (ExitCode::from(2), Some(ExitCode::from(2)));
+            }
+            Err(e) => {
+                eprintln!("error: {e} (at sweep point {})", p.label);
+                stop(&mut running);
+                return (ExitCode::from(2), Some(ExitCode::from(2)));
+            }
+        };
+        let dir = match if opts.single { created(base) } else { point_dir(base, i, p) } {
             Ok(d) => d,
             Err(e) => {
                 eprintln!("error: {e:#}");
                 stop(&mut running);
                 return (ExitCode::FAILURE, Some(ExitCode::FAILURE));
-            }
-        };
-        let r = match ready(p.loaded.clone()) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("error: {e} (at sweep point {})", p.label);
-                stop(&mut running);
-                return (ExitCode::from(2), Some(ExitCode::from(2)));
             }
         };
         // Keep the nodes for the next point that will run, when its nodes are the same.
@@ -241,14 +268,22 @@ fn sequential(
             running = nodes;
             end
         });
-        rebuild_table(base);
+        if !opts.single {
+            rebuild_table(base);
+        }
         match end {
             Ok(RunEnd::Completed) => {}
             Ok(RunEnd::Failed) => code = ExitCode::FAILURE,
             Ok(RunEnd::Interrupted(s)) => {
                 stop(&mut running);
-                eprintln!("sweep interrupted; continue with --resume {}", base.display());
+                if !opts.single {
+                    eprintln!("sweep interrupted; continue with --resume {}", base.display());
+                }
                 return (code, Some(ExitCode::from(s.exit_code())));
+            }
+            Err(e) if opts.single => {
+                eprintln!("error: {e:#}");
+                code = ExitCode::FAILURE;
             }
             Err(e) => {
                 eprintln!("error: point {} failed: {e:#}", p.label);
