@@ -274,6 +274,13 @@ impl Dispatcher {
         router: &mut dyn RoutePolicy,
         out: &mut Vec<Action>,
     ) -> Result<Option<Nanos>, PolicyError> {
+        // With nothing in the client queue the batcher has nothing to
+        // release, and a wake-up could only ask to release nothing: it is
+        // not polled (the next arrival polls it, with every node change).
+        if self.queued == 0 {
+            self.batcher_wake = None;
+            return self.route_pending(now, router, out);
+        }
         if let Some(u) = self.take_update(BATCHER) {
             batcher.on_nodes(&u)?;
         }
@@ -292,7 +299,16 @@ impl Dispatcher {
             self.pending.push_back(id);
         }
         self.batcher_wake = polled.wake_at.map(|w| w.max(now + 1));
+        self.route_pending(now, router, out)
+    }
 
+    /// Routes what is released (and what was deferred), in release order.
+    fn route_pending(
+        &mut self,
+        now: Nanos,
+        router: &mut dyn RoutePolicy,
+        out: &mut Vec<Action>,
+    ) -> Result<Option<Nanos>, PolicyError> {
         if self.router_wake.is_some_and(|w| now >= w) {
             self.router_wake = None;
             router.on_tick(now)?;

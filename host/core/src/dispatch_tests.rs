@@ -9,6 +9,7 @@ struct CapBatcher {
     in_flight: usize,
     updates: Vec<NodeUpdate>,
     bogus: Option<RequestId>,
+    polls: usize,
 }
 
 impl BatchPolicy for CapBatcher {
@@ -28,6 +29,7 @@ impl BatchPolicy for CapBatcher {
         Ok(())
     }
     fn poll(&mut self, now: Nanos) -> Result<PollResult, PolicyError> {
+        self.polls += 1;
         let mut release = Vec::new();
         while self.in_flight < self.cap {
             let Some(id) = self.queue.pop_front() else { break };
@@ -187,4 +189,29 @@ fn abort_returns_every_unsent_request() {
     d.step(0, &mut b, &mut r, &mut vec![]).unwrap();
     assert_eq!(d.abort_unsent(), vec![1, 2]);
     assert_eq!((d.queued(), d.in_flight()), (0, 1));
+}
+
+#[test]
+fn an_empty_queue_is_not_polled() {
+    let mut d = Dispatcher::new(1, 2);
+    let mut b = CapBatcher { cap: 5, ..Default::default() };
+    let mut r = script(&[RouteDecision::Dispatch(0)]);
+    let mut out = vec![];
+    assert_eq!(d.step(0, &mut b, &mut r, &mut out).unwrap(), None, "nothing queued: no wake-up");
+    assert_eq!(b.polls, 0);
+    d.arrive(info(0, 10, 4), &mut b).unwrap();
+    d.step(1, &mut b, &mut r, &mut out).unwrap();
+    assert_eq!((b.polls, out.len()), (1, 1));
+    // A first token and a completion change nodes, but nothing waits to be released.
+    d.first_token(2, 0, 1, &mut r).unwrap();
+    d.step(2, &mut b, &mut r, &mut out).unwrap();
+    let f = Finish { id: 0, outcome: Outcome::Ok, ttft_ns: Some(1), latency_ns: 3, output_tokens: 4 };
+    d.finish(f, &mut b, &mut r).unwrap();
+    assert_eq!(d.step(4, &mut b, &mut r, &mut out).unwrap(), None);
+    assert_eq!(b.polls, 1);
+    // The next arrival is polled, after the node changes it missed.
+    d.arrive(info(1, 10, 4), &mut b).unwrap();
+    let mut r = script(&[RouteDecision::Dispatch(0)]);
+    d.step(5, &mut b, &mut r, &mut out).unwrap();
+    assert_eq!(b.polls, 2);
 }

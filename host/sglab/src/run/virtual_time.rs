@@ -39,15 +39,30 @@ pub fn engines(cfg: &Loaded) -> Result<Vec<EngineConfig>, ConfigError> {
     Ok(out)
 }
 
+/// Records go to the writer thread in bursts of this many: one wake-up of
+/// the writer per burst instead of one per record (a virtual run finishes
+/// thousands of requests per wall second).
+const BURST: usize = 64;
+
 struct Shell {
     clock: RunClock,
     records: mpsc::Sender<sglab_core::record::RequestRecord>,
+    pending: Vec<sglab_core::record::RequestRecord>,
     progress: indicatif::ProgressBar,
     metrics: Option<std::io::BufWriter<std::fs::File>>,
     metrics_error: Option<String>,
     sig: tokio::sync::watch::Receiver<Received>,
     seen: u32,
     write_failed: mpsc::Receiver<String>,
+}
+
+impl Shell {
+    fn flush_records(&mut self) {
+        self.progress.inc(self.pending.len() as u64);
+        for rec in self.pending.drain(..) {
+            let _ = self.records.send(rec);
+        }
+    }
 }
 
 impl vtime::Host for Shell {
@@ -58,8 +73,10 @@ impl vtime::Host for Shell {
     fn act(&mut self, act: Act) {
         match act {
             Act::Record(rec) => {
-                let _ = self.records.send(rec);
-                self.progress.inc(1);
+                self.pending.push(rec);
+                if self.pending.len() >= BURST {
+                    self.flush_records();
+                }
             }
             Act::Warn(w) => tracing::warn!("{w}"),
             Act::Send { .. } | Act::CancelInFlight => unreachable!("the loop carries these out"),
@@ -151,6 +168,7 @@ pub fn run(
     let mut shell = Shell {
         clock,
         records: writer.sender(),
+        pending: Vec::with_capacity(BURST),
         progress: progress_bar(quiet, load.specs.len()),
         metrics,
         metrics_error: None,
@@ -161,7 +179,10 @@ pub fn run(
     let started_wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
     let cpu_at_start = super::thread_cpu_s();
     let wall = Instant::now();
-    let stats = vtime::run(&mut session, &mut nodes, &load.specs, &settings, &mut shell)?;
+    let stats = vtime::run(&mut session, &mut nodes, &load.specs, &settings, &mut shell);
+    // Whatever happened, the records made so far are written.
+    shell.flush_records();
+    let stats = stats?;
     let wall_s = wall.elapsed().as_secs_f64();
     let cpu_s = super::thread_cpu_s() - cpu_at_start;
     shell.progress.finish_and_clear();
