@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+mod pool;
+
 use crate::config::Slo;
 use crate::record::{RequestRecord, Status};
 use crate::{secs, timeline};
@@ -239,8 +241,9 @@ fn peak_per_second(times: impl Iterator<Item = (f64, u64)>, end: f64) -> f64 {
 pub struct TokenStats {
     /// Pooled inter-token latency of ok requests, one value per token after
     /// the first, in seconds as f32 (7 significant digits: 0.6 ns at 10 ms;
-    /// half the memory of f64 for the run's largest collection).
-    itl: Vec<f32>,
+    /// half the memory of f64 for the run's largest collection), folded
+    /// into (value, count) pairs when values repeat.
+    itl: pool::Pool,
     /// Output tokens of ok requests per 1-second bin from run start.
     per_second: Vec<u64>,
 }
@@ -415,7 +418,7 @@ impl Summary {
             mean_queue_depth,
             max_queue_depth,
             ttft_total: Dist::of(ttt),
-            itl: Dist::of_f32(tokens.itl),
+            itl: tokens.itl.dist(),
             peak_output_token_throughput,
             peak_request_throughput,
             slo: any_limit.then(|| SloResult {

@@ -1,0 +1,170 @@
+//! The pooled inter-token latencies of a run: one f32 per token, the run's
+//! largest collection. Runs whose latencies repeat (a virtual-time run,
+//! where every gap is a step duration) are kept as sorted (value, count)
+//! pairs instead, which is exact: the summary computed from them is the
+//! one computed from every value, bit for bit.
+
+use super::Dist;
+
+/// Raw values are folded into runs once this many are held.
+const FOLD_AT: usize = 1 << 20;
+
+/// The pooled values. See the module docs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pool {
+    raw: Vec<f32>,
+    /// Sorted by value (`total_cmp`), distinct values.
+    runs: Vec<(f32, u32)>,
+    /// False once folding stopped paying (values mostly distinct).
+    fold: bool,
+    fold_at: usize,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Self::with_fold_at(FOLD_AT)
+    }
+}
+
+/// Merges sorted `values` into sorted `runs`.
+fn merged(runs: &[(f32, u32)], values: &[f32]) -> Vec<(f32, u32)> {
+    let mut out: Vec<(f32, u32)> = Vec::with_capacity(runs.len());
+    let mut push = |v: f32, c: u32| match out.last_mut() {
+        Some((last, n)) if last.total_cmp(&v).is_eq() && n.checked_add(c).is_some() => *n += c,
+        _ => out.push((v, c)),
+    };
+    let (mut i, mut j) = (0, 0);
+    while i < runs.len() || j < values.len() {
+        if j == values.len() || (i < runs.len() && runs[i].0.total_cmp(&values[j]).is_le()) {
+            push(runs[i].0, runs[i].1);
+            i += 1;
+        } else {
+            push(values[j], 1);
+            j += 1;
+        }
+    }
+    out
+}
+
+impl Pool {
+    /// A pool that folds every `n` raw values (tests use a small `n`).
+    pub fn with_fold_at(n: usize) -> Self {
+        Self { raw: Vec::new(), runs: Vec::new(), fold: true, fold_at: n.max(1) }
+    }
+
+    /// Adds values.
+    pub fn extend(&mut self, values: impl IntoIterator<Item = f32>) {
+        for v in values {
+            self.raw.push(v);
+            if self.fold && self.raw.len() >= self.fold_at {
+                self.fold_raw();
+            }
+        }
+    }
+
+    fn fold_raw(&mut self) {
+        self.raw.sort_unstable_by(f32::total_cmp);
+        let runs = merged(&self.runs, &self.raw);
+        // A pair costs two values' bytes: keep folding only while it halves them.
+        if runs.len() * 4 <= (self.raw.len() + self.runs.len()) {
+            self.runs = runs;
+            self.raw.clear();
+        } else {
+            // Mostly distinct: back to plain values, sorted, for good.
+            let mut all = Vec::with_capacity(self.raw.len() + self.runs.len());
+            for &(v, c) in &runs {
+                all.extend(std::iter::repeat_n(v, c as usize));
+            }
+            self.raw = all;
+            self.runs = Vec::new();
+            self.fold = false;
+        }
+    }
+
+    /// The distribution of every value added, as [`Dist::of_f32`] gives it.
+    pub fn dist(mut self) -> Option<Dist> {
+        if self.runs.is_empty() {
+            return Dist::of_f32(self.raw);
+        }
+        self.raw.sort_unstable_by(f32::total_cmp);
+        let runs = merged(&self.runs, &self.raw);
+        let n: u64 = runs.iter().map(|&(_, c)| u64::from(c)).sum();
+        // Sums in the sorted order, one value at a time, as `of_sorted` does.
+        let mut sum = 0.0f64;
+        for &(v, c) in &runs {
+            for _ in 0..c {
+                sum += f64::from(v);
+            }
+        }
+        let mean = sum / n as f64;
+        let mut var = 0.0f64;
+        for &(v, c) in &runs {
+            let d = (f64::from(v) - mean).powi(2);
+            for _ in 0..c {
+                var += d;
+            }
+        }
+        // Order statistic k of the pooled values, through the runs' ends.
+        let ends: Vec<u64> = runs
+            .iter()
+            .scan(0u64, |acc, &(_, c)| {
+                *acc += u64::from(c);
+                Some(*acc)
+            })
+            .collect();
+        let at = |k: u64| f64::from(runs[ends.partition_point(|&e| e <= k)].0);
+        // `percentile_by`'s interpolation, on order statistics found in the runs.
+        let pct = |p: f64| {
+            let rank = p / 100.0 * (n - 1) as f64;
+            let (lo, hi) = (rank.floor() as u64, rank.ceil() as u64);
+            at(lo) + (at(hi) - at(lo)) * (rank - lo as f64)
+        };
+        Some(Dist {
+            count: n as usize,
+            mean,
+            std: (var / n as f64).sqrt(),
+            min: f64::from(runs[0].0),
+            p50: pct(50.0),
+            p90: pct(90.0),
+            p95: pct(95.0),
+            p99: pct(99.0),
+            max: f64::from(runs[runs.len() - 1].0),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn both(values: &[f32], fold_at: usize) -> (Option<Dist>, Option<Dist>) {
+        let mut p = Pool::with_fold_at(fold_at);
+        p.extend(values.iter().copied());
+        (p.dist(), Dist::of_f32(values.to_vec()))
+    }
+
+    #[test]
+    fn folded_runs_give_the_distribution_of_every_value() {
+        let mut state = 7u64;
+        let mut next = || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state >> 33
+        };
+        // Repeating values (virtual time): folded, and exact.
+        let repeating: Vec<f32> = (0..50_000).map(|_| 0.007 + (next() % 40) as f32 * 1e-4).collect();
+        let (a, b) = both(&repeating, 1000);
+        assert_eq!(a, b);
+        let mut p = Pool::with_fold_at(1000);
+        p.extend(repeating.iter().copied());
+        assert!(p.fold && p.raw.len() < 1000 && p.runs.len() <= 40, "folded to at most 40 pairs");
+        // Distinct values (real time): folding stops, still exact.
+        let distinct: Vec<f32> = (0..50_000).map(|_| (next() % 10_000_000) as f32 * 1e-9).collect();
+        let (a, b) = both(&distinct, 1000);
+        assert_eq!(a, b);
+        // Small and empty pools.
+        for n in [0, 1, 2, 999, 1000, 1001] {
+            let (a, b) = both(&repeating[..n], 1000);
+            assert_eq!(a, b, "{n} values");
+        }
+    }
+}
