@@ -273,6 +273,12 @@ impl RequestRecord {
 
     /// Appends this record as one CSV line (with newline) to `out`.
     pub fn write_csv(&self, out: &mut String) {
+        self.write_csv_with_itl(out, &mut self.itl());
+    }
+
+    /// [`RequestRecord::write_csv`] with this record's [`RequestRecord::itl`]
+    /// already computed (reordered here).
+    pub fn write_csv_with_itl(&self, out: &mut String, itl: &mut [f64]) {
         let d = self.derived();
         let _ = write!(out, "{},{},{},", self.id, self.input_length, self.decode_length);
         for v in [
@@ -303,10 +309,9 @@ impl RequestRecord {
         let _ = write!(out, ",{},", self.token_events);
         opt(out, d.ttft_total);
         out.push(',');
-        let mut itl = self.itl();
         if !itl.is_empty() {
             let mean = itl.iter().sum::<f64>() / itl.len() as f64;
-            let _ = write!(out, "{mean},{}", crate::stats::percentile_unsorted(&mut itl, 99.0));
+            let _ = write!(out, "{mean},{}", crate::stats::percentile_unsorted(itl, 99.0));
         } else {
             out.push(',');
         }

@@ -251,10 +251,15 @@ pub struct TokenStats {
 impl TokenStats {
     /// Adds one finished request (only ok requests count).
     pub fn add(&mut self, r: &RequestRecord) {
+        self.add_with_itl(r, &r.itl());
+    }
+
+    /// [`TokenStats::add`] with the record's [`RequestRecord::itl`] already computed.
+    pub fn add_with_itl(&mut self, r: &RequestRecord, itl: &[f64]) {
         if r.status != Status::Ok {
             return;
         }
-        self.itl.extend(r.itl().into_iter().map(|v| v as f32));
+        self.itl.extend(itl.iter().map(|&v| v as f32));
         let mut prev = 0u32;
         for &(t, n) in &r.token_times {
             let bin = secs(t).max(0.0) as usize;

@@ -84,8 +84,11 @@ impl RecordWriter {
             let mut told = false;
             let mut next = rx.recv().ok();
             while let Some(rec) = next {
+                // One ITL computation per record serves the row and the pool.
+                let mut itl = rec.itl();
+                stats.add_with_itl(&rec, &itl);
                 if failed.is_none() {
-                    rec.write_csv(&mut batch);
+                    rec.write_csv_with_itl(&mut batch, &mut itl);
                     if let Some(w) = &mut tok_out {
                         let mut t = Ok(());
                         for &(at, n) in &rec.token_times {
@@ -96,7 +99,6 @@ impl RecordWriter {
                         }
                     }
                 }
-                stats.add(&rec);
                 let mut rec = rec;
                 rec.token_times = Vec::new();
                 all.push(rec);

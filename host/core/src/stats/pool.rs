@@ -4,7 +4,29 @@
 //! pairs instead, which is exact: the summary computed from them is the
 //! one computed from every value, bit for bit.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
 use super::Dist;
+
+/// A multiplicative hash of an f32's bits (SipHash would cost more than the
+/// rest of the fold).
+#[derive(Default)]
+struct Mix(u64);
+
+impl Hasher for Mix {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01B3);
+        }
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.0 = (u64::from(v) ^ 0x9E37_79B9_7F4A_7C15).wrapping_mul(0xD6E8_FEB8_6659_FD93).rotate_left(29);
+    }
+}
 
 /// Raw values are folded into runs once this many are held.
 const FOLD_AT: usize = 1 << 20;
@@ -63,22 +85,35 @@ impl Pool {
     }
 
     fn fold_raw(&mut self) {
-        self.raw.sort_unstable_by(f32::total_cmp);
-        let runs = merged(&self.runs, &self.raw);
+        // Count by value (a hash pass, no sort of the raw values), then
+        // order only the distinct values.
+        let mut counts: HashMap<u32, u32, BuildHasherDefault<Mix>> = HashMap::default();
+        for &(v, c) in &self.runs {
+            counts.insert(v.to_bits(), c);
+        }
+        for v in &self.raw {
+            let n = counts.entry(v.to_bits()).or_insert(0);
+            *n = n.saturating_add(1);
+        }
         // A pair costs two values' bytes: keep folding only while it halves them.
-        if runs.len() * 4 <= (self.raw.len() + self.runs.len()) {
-            self.runs = runs;
-            self.raw.clear();
-        } else {
-            // Mostly distinct: back to plain values, sorted, for good.
-            let mut all = Vec::with_capacity(self.raw.len() + self.runs.len());
-            for &(v, c) in &runs {
-                all.extend(std::iter::repeat_n(v, c as usize));
+        if counts.len() * 4 > self.raw.len() + self.runs.len() {
+            // Mostly distinct: back to plain values, for good.
+            for &(v, c) in &self.runs {
+                self.raw.extend(std::iter::repeat_n(v, c as usize));
             }
-            self.raw = all;
             self.runs = Vec::new();
             self.fold = false;
+            return;
         }
+        if counts.values().any(|&c| c == u32::MAX) {
+            // A count would overflow: keep the values as they are.
+            self.fold = false;
+            return;
+        }
+        let mut runs: Vec<(f32, u32)> = counts.into_iter().map(|(b, c)| (f32::from_bits(b), c)).collect();
+        runs.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        self.runs = runs;
+        self.raw.clear();
     }
 
     /// The distribution of every value added, as [`Dist::of_f32`] gives it.
