@@ -31,6 +31,16 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
+    /// `ok`, `stopped`, `failed` or `interrupted`, as written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Ok => "ok",
+            RunStatus::Stopped => "stopped",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+
     /// Whether the run reached its end (`--resume` skips such points).
     pub fn completed(self) -> bool {
         matches!(self, RunStatus::Ok | RunStatus::Stopped)

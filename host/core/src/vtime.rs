@@ -186,7 +186,12 @@ impl Flights {
 
 enum Back {
     Event(TokenEvent),
-    Fail { id: u64, kind: ErrorKind, msg: String, unreachable: bool },
+    /// A connect failure (`ErrorKind::Connect`) marks the attempt unreachable.
+    Fail {
+        id: u64,
+        kind: ErrorKind,
+        msg: String,
+    },
 }
 
 /// The prompt as the simulator tokenizes it.
@@ -286,10 +291,10 @@ impl<B: BatchPolicy, R: RoutePolicy, H: Host> Loop<'_, B, R, H> {
         let n = &mut self.nodes[node as usize];
         let fail = if n.crashed {
             let msg = "request failed: connection refused (the server exited: --crash-after-requests)".to_owned();
-            Some(Back::Fail { id, kind: ErrorKind::Connect, msg, unreachable: true })
+            Some(Back::Fail { id, kind: ErrorKind::Connect, msg })
         } else if n.faults.fail_rate > 0.0 && n.rng.next_f64() < n.faults.fail_rate {
             let msg = "HTTP 500 Internal Server Error: {\"error\":{\"message\":\"--fail-rate: injected failure\",\"type\":\"invalid_request_error\",\"code\":500}}".to_owned();
-            Some(Back::Fail { id, kind: ErrorKind::Http, msg, unreachable: false })
+            Some(Back::Fail { id, kind: ErrorKind::Http, msg })
         } else {
             None
         };
@@ -320,12 +325,7 @@ impl<B: BatchPolicy, R: RoutePolicy, H: Host> Loop<'_, B, R, H> {
     fn deliver(&mut self, b: Back) {
         let at = self.now;
         let ev = match b {
-            Back::Fail { id, kind, msg, unreachable } => {
-                if let Some(f) = self.flights.get_mut(id) {
-                    f.attempt.unreachable = unreachable;
-                }
-                return self.fail(id, at, kind, msg);
-            }
+            Back::Fail { id, kind, msg } => return self.fail(id, at, kind, msg),
             Back::Event(ev) => ev,
         };
         let id = ev.key;
@@ -398,7 +398,7 @@ impl<B: BatchPolicy, R: RoutePolicy, H: Host> Loop<'_, B, R, H> {
             .collect();
         for id in on_node {
             self.nodes[node].engine.cancel(id);
-            let b = Back::Fail { id, kind: ErrorKind::StreamBroken, msg: msg.to_owned(), unreachable: false };
+            let b = Back::Fail { id, kind: ErrorKind::StreamBroken, msg: msg.to_owned() };
             self.back_at(at, b);
         }
     }

@@ -17,6 +17,7 @@ fn version_1_round_trips_field_for_field() {
     let back: serde_json::Value = serde_json::to_value(&s).unwrap();
     let orig: serde_json::Value = serde_json::from_str(V1).unwrap();
     assert_eq!(back, orig, "writing what was read gives the same document");
+    assert_eq!(orig["status"], s.status.as_str(), "as_str names a status as the file does");
 }
 
 #[test]

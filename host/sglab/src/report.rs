@@ -225,7 +225,7 @@ fn write_html(dir: &Path, s: &RunSummary, plots: &[PathBuf]) -> anyhow::Result<(
         "<h1>sglab: {}</h1><p>started {} · status <b>{}</b>{} · {}</p>",
         html_escape(&s.experiment),
         html_escape(s.host.started_at.as_deref().unwrap_or("")),
-        serde_json::to_value(s.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+        s.status.as_str(),
         s.stop_reason.as_deref().map(|r| format!(" ({})", html_escape(r))).unwrap_or_default(),
         html_escape(&dir.display().to_string()),
     ));

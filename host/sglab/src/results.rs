@@ -11,11 +11,10 @@ use anyhow::Context as _;
 use sglab_core::record::{CSV_HEADER, RequestRecord};
 use sglab_core::stats::{Dist, Summary, TokenStats};
 
-/// Creates `<root>/<name>/<stamp>/` (with a `-2`, `-3`... suffix if taken)
-/// and its `logs/`.
-pub fn create_dir(root: &Path, name: &str, stamp: &str) -> anyhow::Result<PathBuf> {
-    let parent = root.join(name);
-    std::fs::create_dir_all(&parent).with_context(|| format!("cannot create {}", parent.display()))?;
+/// Creates `<parent>/<stamp>/` (with a `-2`, `-3`... suffix if taken) and
+/// its `logs/`, where `parent` is `<output_dir>/<experiment name>`.
+pub fn create_dir(parent: &Path, stamp: &str) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
     for n in 1.. {
         let dir = if n == 1 { parent.join(stamp) } else { parent.join(format!("{stamp}-{n}")) };
         match std::fs::create_dir(&dir) {

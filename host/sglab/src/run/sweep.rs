@@ -50,35 +50,24 @@ pub struct SweepOpts {
     pub single: bool,
 }
 
-/// The sweep's directory (made now), or for a plain run the path of its
-/// run directory (made by [`created`] once its config is known good).
+/// The sweep's directory (made now), or for a plain run the experiment's
+/// results folder, under which [`created`] makes the run's directory once
+/// its config is known good.
 fn base_dir(first: &sglab_core::config::Experiment, resume: Option<PathBuf>, single: bool) -> anyhow::Result<PathBuf> {
-    match resume {
-        Some(d) => {
-            std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
-            Ok(d)
-        }
-        None => {
-            let stamp = timefmt::stamp(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos());
-            let root = PathBuf::from(&first.experiment.output_dir);
-            if single {
-                return Ok(root.join(&first.experiment.name).join(stamp));
-            }
-            results::create_dir(&root, &first.experiment.name, &stamp)
-        }
+    if let Some(d) = resume {
+        std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
+        return Ok(d);
     }
+    let parent = PathBuf::from(&first.experiment.output_dir).join(&first.experiment.name);
+    if single { Ok(parent) } else { created(&parent) }
 }
 
-/// Makes a plain run's directory (`results/<name>/<stamp>`, or the next
-/// free `<stamp>-N`).
-fn created(planned: &Path) -> anyhow::Result<PathBuf> {
-    let (Some(parent), Some(stamp)) = (planned.parent(), planned.file_name().and_then(|s| s.to_str())) else {
-        anyhow::bail!("invalid run directory {}", planned.display());
-    };
-    let (Some(root), Some(name)) = (parent.parent(), parent.file_name().and_then(|s| s.to_str())) else {
-        anyhow::bail!("invalid run directory {}", planned.display());
-    };
-    results::create_dir(root, name, stamp)
+/// Makes `<parent>/<UTC stamp now>` (or the next free `<stamp>-N`).
+fn created(parent: &Path) -> anyhow::Result<PathBuf> {
+    results::create_dir(
+        parent,
+        &timefmt::stamp(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos()),
+    )
 }
 
 /// Makes point `i`'s directory afresh, with its `point.json`.

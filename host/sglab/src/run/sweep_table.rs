@@ -86,9 +86,7 @@ fn write_csv(base: &Path, done: &[(PointMeta, PathBuf)]) -> anyhow::Result<()> {
         let i = p.point;
         let s = point_summary(dir);
         let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let status = s.as_ref().map_or("missing".to_owned(), |s| {
-            serde_json::to_value(s.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
-        });
+        let status = s.as_ref().map_or("missing", |s| s.status.as_str());
         out.push_str(&format!("{i},{},{status}", csv_field(name)));
         for k in &keys {
             let v = match p.values.iter().find(|(key, _)| key == k).map(|(_, v)| v) {
