@@ -92,7 +92,8 @@ fn case(name: &str, nodes: usize, requests: u32, rate: f64) {
         range_ratio: 1.0,
         ..Workload::default()
     };
-    let (specs, _) = generate(&w, 1, None, &Approx).expect("random workload");
+    let g = generate(&w, 1, None, &Approx).expect("random workload");
+    let (specs, hashes) = (g.specs, g.prefix_hashes);
     let arrival = Arrival { process: Process::Poisson, rate, ..Arrival::default() };
     let sched = schedule(&arrival, &specs, 1).expect("poisson schedule");
     let profile = cost::builtin("llama-3.1-8b-h100").expect("built-in profile");
@@ -119,8 +120,14 @@ fn case(name: &str, nodes: usize, requests: u32, rate: f64) {
     };
     let mut best: Option<(f64, vtime::LoopStats)> = None;
     for _ in 0..3 {
-        let mut session =
-            Session::new(specs.clone(), sched.clone(), cfg.clone(), Immediate::default(), RoundRobin(0, 1));
+        let mut session = Session::new(
+            specs.clone(),
+            hashes.clone(),
+            sched.clone(),
+            cfg.clone(),
+            Immediate::default(),
+            RoundRobin(0, 1),
+        );
         let mut engines: Vec<VirtualNode> = (0..nodes).map(|_| VirtualNode::new(&engine)).collect();
         let mut host = Count(0);
         let t = Instant::now();

@@ -106,7 +106,6 @@ mod tests {
                 prompt: Prompt::Ids(vec![1].into()),
                 input_len: 1,
                 output_len: 1,
-                prefix_hashes: vec![],
                 timestamp: Some(i as f64 * 0.25),
                 session: None,
                 priority: 0,

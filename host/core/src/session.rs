@@ -199,6 +199,9 @@ struct Slot {
 /// The client session. See the module docs.
 pub struct Session<B, R> {
     specs: Arc<[RequestSpec]>,
+    /// Each request's prefix hashes until it arrives (then they move into
+    /// its `RequestInfo`, which the dispatcher frees once it is sent).
+    prefix_hashes: Vec<Vec<u64>>,
     schedule: Schedule,
     cfg: SessionConfig,
     batcher: B,
@@ -218,9 +221,18 @@ pub struct Session<B, R> {
 }
 
 impl<B: BatchPolicy, R: RoutePolicy> Session<B, R> {
-    /// A session over `nodes` nodes, nothing arrived yet.
-    pub fn new(specs: Arc<[RequestSpec]>, schedule: Schedule, cfg: SessionConfig, batcher: B, router: R) -> Self {
+    /// A session over `nodes` nodes, nothing arrived yet. `prefix_hashes`
+    /// holds each spec's (as [`crate::workload::Generated`] made them).
+    pub fn new(
+        specs: Arc<[RequestSpec]>,
+        prefix_hashes: Vec<Vec<u64>>,
+        schedule: Schedule,
+        cfg: SessionConfig,
+        batcher: B,
+        router: R,
+    ) -> Self {
         let n = specs.len();
+        assert_eq!(prefix_hashes.len(), n, "one prefix-hash list per request");
         let (credits, think_ns) = match schedule {
             Schedule::ClosedLoop { users, think_ns } => (users as usize, think_ns),
             Schedule::Timed(_) => (0, 0),
@@ -228,6 +240,7 @@ impl<B: BatchPolicy, R: RoutePolicy> Session<B, R> {
         let nodes = cfg.node_names.len();
         Self {
             specs,
+            prefix_hashes,
             schedule,
             cfg,
             batcher,
@@ -368,7 +381,7 @@ impl<B: BatchPolicy, R: RoutePolicy> Session<B, R> {
                 arrival_ns: now,
                 input_tokens: spec.input_len(),
                 max_new_tokens: spec.output_len,
-                prefix_hashes: spec.prefix_hashes.clone(),
+                prefix_hashes: std::mem::take(&mut self.prefix_hashes[id]),
                 prefix_block_tokens: PREFIX_BLOCK_TOKENS,
                 priority: spec.priority,
                 session: spec.session,

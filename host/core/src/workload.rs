@@ -43,8 +43,6 @@ pub struct RequestSpec {
     pub input_len: u32,
     /// `max_new_tokens` (sent with `ignore_eos`, so the server produces exactly this many).
     pub output_len: u32,
-    /// Chained hashes of the prompt's full token blocks (see [`prefix_hashes`]).
-    pub prefix_hashes: Vec<u64>,
     /// When the dataset says it arrives, seconds (jsonl, trace).
     pub timestamp: Option<f64>,
     /// Session key.
@@ -185,9 +183,23 @@ pub(crate) struct Draft {
     pub priority: i32,
 }
 
+/// A generated workload.
+#[derive(Debug)]
+pub struct Generated {
+    /// The requests, in workload order.
+    pub specs: Vec<RequestSpec>,
+    /// Each request's chained prefix-block hashes (see [`prefix_hashes`]),
+    /// kept apart from the specs: the client session hands each list to the
+    /// plugins when its request arrives and frees it there, so at 100,000
+    /// requests they are not all held until the run ends.
+    pub prefix_hashes: Vec<Vec<u64>>,
+    /// How prompt lengths were counted.
+    pub count: TokenCount,
+}
+
 /// Turns drafts into specs: prompts become text for OpenAI backends (ids
 /// decoded by the tokenizer) and are counted and hashed once.
-pub(crate) fn finish(drafts: Vec<Draft>, backend: Backend, tok: &dyn Tokenizer) -> Vec<RequestSpec> {
+pub(crate) fn finish(drafts: Vec<Draft>, backend: Backend, tok: &dyn Tokenizer) -> (Vec<RequestSpec>, Vec<Vec<u64>>) {
     drafts
         .into_iter()
         .enumerate()
@@ -203,28 +215,23 @@ pub(crate) fn finish(drafts: Vec<Draft>, backend: Backend, tok: &dyn Tokenizer) 
                 Prompt::Ids(ids) => ids.to_vec(),
                 Prompt::Text(t) => tok.encode(t),
             };
-            RequestSpec {
+            let spec = RequestSpec {
                 id: i as u64,
                 input_len: ids.len() as u32,
-                prefix_hashes: prefix_hashes(&ids),
                 prompt,
                 output_len: d.output_len,
                 timestamp: d.timestamp,
                 session: d.session,
                 priority: d.priority,
-            }
+            };
+            (spec, prefix_hashes(&ids))
         })
-        .collect()
+        .unzip()
 }
 
 /// Generates the run's requests. `file` is the dataset file's text (for
-/// sharegpt, jsonl and trace). Returns the specs and how they were counted.
-pub fn generate(
-    w: &Workload,
-    seed: u64,
-    file: Option<&str>,
-    tok: &dyn Tokenizer,
-) -> Result<(Vec<RequestSpec>, TokenCount), DatasetError> {
+/// sharegpt, jsonl and trace).
+pub fn generate(w: &Workload, seed: u64, file: Option<&str>, tok: &dyn Tokenizer) -> Result<Generated, DatasetError> {
     let text = || file.ok_or_else(|| DatasetError::new(None, "the dataset file was not read"));
     let drafts = match w.dataset {
         Dataset::Random => random(w, seed),
@@ -238,7 +245,8 @@ pub fn generate(
     }
     let all_ids = drafts.iter().all(|d| matches!(d.prompt, Prompt::Ids(_)));
     let count = if all_ids && w.backend == Backend::Sglang { TokenCount::Exact } else { tok.count() };
-    Ok((finish(drafts, w.backend, tok), count))
+    let (specs, prefix_hashes) = finish(drafts, w.backend, tok);
+    Ok(Generated { specs, prefix_hashes, count })
 }
 
 fn random_ids(rng: &mut Rng, n: u32, vocab: u32) -> Vec<u32> {

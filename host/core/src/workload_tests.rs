@@ -1,7 +1,7 @@
 use super::*;
 
 fn make(w: &Workload, seed: u64) -> Vec<RequestSpec> {
-    generate(w, seed, None, &Approx).unwrap().0
+    generate(w, seed, None, &Approx).unwrap().specs
 }
 
 fn ids(r: &RequestSpec) -> Vec<u32> {
@@ -33,14 +33,16 @@ fn ratio_one_is_exact_and_seed_reproduces() {
     assert!(a.iter().all(|r| r.input_len() == 40 && r.output_len == 7));
     assert_eq!(a, make(&w, 1));
     assert_ne!(a, make(&w, 2));
-    assert_eq!(a[0].prefix_hashes.len(), 2); // 40 tokens = 2 full blocks of 16
-    assert_eq!(generate(&w, 1, None, &Approx).unwrap().1, TokenCount::Exact);
+    let g = generate(&w, 1, None, &Approx).unwrap();
+    assert_eq!(g.prefix_hashes[0].len(), 2); // 40 tokens = 2 full blocks of 16
+    assert_eq!(g.count, TokenCount::Exact);
 }
 
 #[test]
 fn openai_backends_get_text_that_counts_back_exactly_under_the_approximation() {
     let w = Workload { num_requests: Some(3), input_len: 64, backend: Backend::OpenaiChat, ..Workload::default() };
-    let (reqs, count) = generate(&w, 4, None, &Approx).unwrap();
+    let g = generate(&w, 4, None, &Approx).unwrap();
+    let (reqs, count) = (g.specs, g.count);
     assert_eq!(count, TokenCount::Approximate);
     for r in &reqs {
         let Prompt::Text(t) = &r.prompt else { panic!("want text") };
@@ -60,15 +62,16 @@ fn shared_prefix_groups_share_exactly_the_system_prompt() {
         output_len: 8,
         ..Workload::default()
     };
-    let reqs = make(&w, 2);
+    let g = generate(&w, 2, None, &Approx).unwrap();
+    let reqs = &g.specs;
     assert_eq!(reqs.len(), 12);
     assert!(reqs.iter().all(|r| r.input_len == 80 && r.output_len == 8));
-    for a in &reqs {
-        for b in &reqs {
+    for (a, ha) in reqs.iter().zip(&g.prefix_hashes) {
+        for (b, hb) in reqs.iter().zip(&g.prefix_hashes) {
             let same_group = a.session == b.session;
             assert_eq!(ids(a)[..64] == ids(b)[..64], same_group);
             // 64 shared tokens = 4 shared prefix blocks of 16.
-            assert_eq!(a.prefix_hashes[..4] == b.prefix_hashes[..4], same_group);
+            assert_eq!(ha[..4] == hb[..4], same_group);
         }
     }
     let sessions: Vec<u64> = reqs.iter().map(|r| r.session.unwrap()).collect();

@@ -76,8 +76,8 @@ proptest! {
             ..Workload::default()
         };
         match generate(&w, 1, Some(&text), &Approx) {
-            Ok((specs, _)) => {
-                for s in &specs {
+            Ok(g) => {
+                for s in &g.specs {
                     prop_assert!(s.output_len >= 1 && s.output_len <= sglab_core::config::MAX_TOKENS);
                     prop_assert!(s.input_len <= sglab_core::config::MAX_TOKENS);
                 }

@@ -217,7 +217,7 @@ mod tests {
             {"id": "d", "conversations": [{"from": "human", "value": "Name three colors please"}, {"from": "gpt", "value": "Red, green, blue."}]}
         ]"#;
         let w = Workload { dataset: Dataset::Sharegpt, ..Workload::default() };
-        let reqs = generate(&w, 1, Some(text), &Approx).unwrap().0;
+        let reqs = generate(&w, 1, Some(text), &Approx).unwrap().specs;
         // "b" has one turn; "c"'s prompt is one token: both dropped.
         assert_eq!(reqs.len(), 2);
         let mut lens: Vec<(u32, u32)> = reqs.iter().map(|r| (r.input_len, r.output_len)).collect();
@@ -226,14 +226,14 @@ mod tests {
         // "Name three colors please" = 4; "Red , green , blue ." = 6.
         assert_eq!(lens, vec![(4, 6), (7, 7)]);
         let fixed = Workload { fixed_output_len: Some(9), ..w };
-        assert!(generate(&fixed, 1, Some(text), &Approx).unwrap().0.iter().all(|r| r.output_len == 9));
+        assert!(generate(&fixed, 1, Some(text), &Approx).unwrap().specs.iter().all(|r| r.output_len == 9));
     }
 
     #[test]
     fn jsonl_rows_and_errors_name_the_line() {
         let text = "{\"prompt\": \"hello world\", \"output_len\": 5, \"timestamp\": 0.5, \"session\": \"u1\"}\n\n{\"input_ids\": [1,2,3], \"max_tokens\": 7, \"priority\": 2}\n";
         let w = Workload { dataset: Dataset::Jsonl, ..Workload::default() };
-        let reqs = generate(&w, 1, Some(text), &Approx).unwrap().0;
+        let reqs = generate(&w, 1, Some(text), &Approx).unwrap().specs;
         assert_eq!(reqs.len(), 2);
         assert_eq!((reqs[0].input_len, reqs[0].output_len, reqs[0].timestamp), (2, 5, Some(0.5)));
         assert!(reqs[0].session.is_some());
@@ -249,7 +249,8 @@ mod tests {
         let text = "{\"timestamp\": 2500, \"input_length\": 1000, \"output_length\": 10, \"hash_ids\": [7, 8]}\n\
                     {\"timestamp\": 1000, \"input_length\": 700, \"output_length\": 5, \"hash_ids\": [7, 9]}\n";
         let w = Workload { dataset: Dataset::Trace, ..Workload::default() };
-        let reqs = generate(&w, 1, Some(text), &Approx).unwrap().0;
+        let g = generate(&w, 1, Some(text), &Approx).unwrap();
+        let (reqs, hashes) = (&g.specs, &g.prefix_hashes);
         // Sorted by timestamp, rebased to 0, in seconds.
         assert_eq!((reqs[0].timestamp, reqs[1].timestamp), (Some(0.0), Some(1.5)));
         assert_eq!((reqs[0].input_len, reqs[1].input_len), (700, 1000));
@@ -257,7 +258,7 @@ mod tests {
         let (a, b) = (a.to_vec(), b.to_vec());
         assert_eq!(a[..512], b[..512], "block 7 is shared");
         assert_ne!(a[512..700], b[512..700], "blocks 9 and 8 differ");
-        assert_eq!(reqs[0].prefix_hashes[..32], reqs[1].prefix_hashes[..32]);
-        assert_ne!(reqs[0].prefix_hashes[32], reqs[1].prefix_hashes[32]);
+        assert_eq!(hashes[0][..32], hashes[1][..32]);
+        assert_ne!(hashes[0][32], hashes[1][32]);
     }
 }

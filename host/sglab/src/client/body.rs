@@ -240,16 +240,7 @@ mod tests {
     use super::*;
 
     fn spec(prompt: Prompt) -> RequestSpec {
-        RequestSpec {
-            id: 0,
-            prompt,
-            input_len: 2,
-            output_len: 3,
-            prefix_hashes: vec![],
-            timestamp: None,
-            session: None,
-            priority: 0,
-        }
+        RequestSpec { id: 0, prompt, input_len: 2, output_len: 3, timestamp: None, session: None, priority: 0 }
     }
 
     fn body(w: &Workload, p: Prompt) -> Value {

@@ -60,6 +60,8 @@ pub struct Input {
     pub specs: Arc<[RequestSpec]>,
     /// When requests arrive.
     pub schedule: Schedule,
+    /// Each request's prefix-block hashes.
+    pub prefix_hashes: Vec<Vec<u64>>,
     /// Each node.
     pub nodes: Vec<Endpoint>,
     /// Batching plugin.
@@ -191,15 +193,27 @@ impl Drop for DoneGuard {
 
 /// Runs the whole workload; returns when every request has a record.
 pub fn run(input: Input, events_tx: Sender<Event>, events: Receiver<Event>) -> Output {
-    let Input { specs, schedule, nodes, batcher, router, clock, sending, max_duration, max_errors, node_known, .. } =
-        input;
+    let Input {
+        specs,
+        prefix_hashes,
+        schedule,
+        nodes,
+        batcher,
+        router,
+        clock,
+        sending,
+        max_duration,
+        max_errors,
+        node_known,
+        ..
+    } = input;
     let cfg = SessionConfig {
         max_duration,
         max_errors,
         node_known,
         node_names: nodes.iter().map(|n| n.base.clone()).collect(),
     };
-    let session = Session::new(specs.clone(), schedule, cfg, batcher, router);
+    let session = Session::new(specs.clone(), prefix_hashes, schedule, cfg, batcher, router);
     let (cancel, _) = watch::channel(false);
     let mut d = Driver {
         session,

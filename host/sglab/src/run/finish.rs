@@ -11,6 +11,7 @@ use sglab_core::run_summary::{
 };
 use sglab_core::stats::{Dist, Summary, TokenStats};
 use sglab_core::timefmt;
+use sglab_core::workload::TokenCount;
 
 use super::{RunEnd, driver, prepare};
 use crate::plugin::Loaded;
@@ -48,7 +49,7 @@ fn schedule_lag(records: &[RequestRecord]) -> Option<Dist> {
 pub fn finish(
     dir: &Path,
     exp: &Experiment,
-    load: &prepare::Workload,
+    count: TokenCount,
     meta: (&Loaded, &Loaded),
     d: Driven,
 ) -> anyhow::Result<RunEnd> {
@@ -56,7 +57,7 @@ pub fn finish(
     let w = &exp.workload;
     super::release_freed_memory();
     let mut summary = Summary::from_parts(&records, &exp.slo, token_stats);
-    if load.count == sglab_core::workload::TokenCount::Approximate {
+    if count == TokenCount::Approximate {
         // The client only estimated text prompt lengths: no comparison.
         summary.tokens.input_count_disagree = None;
     }
@@ -87,7 +88,7 @@ pub fn finish(
             dataset: w.dataset,
             backend: w.backend,
             stream: w.stream,
-            token_counts: load.count.as_str().to_owned(),
+            token_counts: count.as_str().to_owned(),
             warmup_requests: exp.client.warmup_requests,
         }),
         schedule_lag_ms: lag.clone(),
@@ -166,7 +167,7 @@ pub fn startup_failed(
         Some(s) => RunEnd::Interrupted(s),
         None => RunEnd::Failed,
     };
-    let writer = RecordWriter::create(&dir.join("requests.csv"), None, Box::new(|_| {}))?;
+    let writer = RecordWriter::create(&dir.join("requests.csv"), None, load.specs.len(), Box::new(|_| {}))?;
     let tx = writer.sender();
     let first_line = reason.lines().next().unwrap_or_default();
     for s in load.specs.iter() {

@@ -101,6 +101,7 @@ pub async fn run(
     let writer = RecordWriter::create(
         &dir.join("requests.csv"),
         tokens_csv.as_deref(),
+        load.specs.len(),
         Box::new(move |e| {
             let _ = write_failed.send(driver::Event::WriteFailed(e));
         }),
@@ -109,6 +110,7 @@ pub async fn run(
     let limit = |v: f64| (v > 0.0).then_some((v * 1e9) as u64);
     let input = driver::Input {
         specs: load.specs.clone(),
+        prefix_hashes: load.prefix_hashes.clone(),
         schedule: load.schedule.clone(),
         nodes: endpoints,
         batcher,

@@ -21,6 +21,8 @@ use crate::tokenizer::HfTokenizer;
 pub struct Workload {
     /// Requests.
     pub specs: Arc<[RequestSpec]>,
+    /// Each request's prefix-block hashes (handed to the session).
+    pub prefix_hashes: Vec<Vec<u64>>,
     /// Arrival times.
     pub schedule: Schedule,
     /// How prompt lengths were counted.
@@ -66,10 +68,11 @@ pub fn workload(cfg: &experiment::Loaded) -> Result<Workload, ConfigError> {
         }
         _ => None,
     };
-    let (specs, count) = workload::generate(w, cfg.exp.experiment.seed, file.as_deref(), tok).map_err(|e| {
-        let what = w.path.as_deref().map(|p| format!("{p}: ")).unwrap_or_default();
-        config_err(cfg, if file.is_some() { "workload.path" } else { "workload" }, format!("{what}{e}"))
-    })?;
+    let workload::Generated { specs, prefix_hashes, count } =
+        workload::generate(w, cfg.exp.experiment.seed, file.as_deref(), tok).map_err(|e| {
+            let what = w.path.as_deref().map(|p| format!("{p}: ")).unwrap_or_default();
+            config_err(cfg, if file.is_some() { "workload.path" } else { "workload" }, format!("{what}{e}"))
+        })?;
     let schedule = arrival::schedule(&cfg.exp.arrival, &specs, cfg.exp.experiment.seed)
         .map_err(|e| config_err(cfg, "arrival.process", e))?;
     BodyTemplate::new(w, "").map_err(|e| config_err(cfg, "workload.drop_fields", e))?;
@@ -77,7 +80,7 @@ pub fn workload(cfg: &experiment::Loaded) -> Result<Workload, ConfigError> {
         client::node_headers(n.api_key_env.as_deref(), &n.headers, &cfg.exp.client, &format!("nodes[{i}]"))
             .map_err(|(key, msg)| config_err(cfg, &key, msg))?;
     }
-    Ok(Workload { specs: specs.into(), schedule, count })
+    Ok(Workload { specs: specs.into(), prefix_hashes, schedule, count })
 }
 
 /// The `model` field for OpenAI backends: configured, or the first model

@@ -44,6 +44,13 @@ pub fn engines(cfg: &Loaded) -> Result<Vec<EngineConfig>, ConfigError> {
 /// thousands of requests per wall second).
 const BURST: usize = 64;
 
+/// Every this many records, memory freed since is handed back to the
+/// system: the prefix hashes made with the workload are freed as their
+/// requests arrive, on another thread than the one that made them, and
+/// glibc's per-thread arenas would keep that memory while the records grow
+/// (the 100,000-request benchmark peaked 25 % higher).
+const TRIM_EVERY: u64 = 8192;
+
 struct Shell {
     clock: RunClock,
     records: mpsc::Sender<sglab_core::record::RequestRecord>,
@@ -54,14 +61,20 @@ struct Shell {
     sig: tokio::sync::watch::Receiver<Received>,
     seen: u32,
     write_failed: mpsc::Receiver<String>,
+    sent: u64,
 }
 
 impl Shell {
     fn flush_records(&mut self) {
-        self.progress.inc(self.pending.len() as u64);
+        let n = self.pending.len() as u64;
+        self.progress.inc(n);
         for rec in self.pending.drain(..) {
             let _ = self.records.send(rec);
         }
+        if self.sent / TRIM_EVERY != (self.sent + n) / TRIM_EVERY {
+            super::release_freed_memory();
+        }
+        self.sent += n;
     }
 }
 
@@ -125,7 +138,7 @@ impl vtime::Host for Shell {
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     exp: &Experiment,
-    load: &prepare::Workload,
+    load: prepare::Workload,
     engines: &[EngineConfig],
     (batcher, router): (WasmBatcher, WasmRouter),
     clock: RunClock,
@@ -138,6 +151,7 @@ pub fn run(
     let writer = crate::results::RecordWriter::create(
         &dir.join("requests.csv"),
         exp.results.tokens_csv.then(|| dir.join("tokens.csv")).as_deref(),
+        load.specs.len(),
         Box::new(move |e| {
             let _ = fail_tx.send(e);
         }),
@@ -155,7 +169,8 @@ pub fn run(
         node_known: true,
         node_names: names,
     };
-    let mut session = Session::new(load.specs.clone(), load.schedule.clone(), cfg, batcher, router);
+    let prepare::Workload { specs, prefix_hashes, schedule, .. } = load;
+    let mut session = Session::new(specs.clone(), prefix_hashes, schedule, cfg, batcher, router);
     let settings = vtime::Settings {
         rtt: (c.virtual_rtt_ms * 1e6).round() as Nanos,
         timeout: (c.timeout_s * 1e9).round() as Nanos,
@@ -169,17 +184,18 @@ pub fn run(
         clock,
         records: writer.sender(),
         pending: Vec::with_capacity(BURST),
-        progress: progress_bar(quiet, load.specs.len()),
+        progress: progress_bar(quiet, specs.len()),
         metrics,
         metrics_error: None,
         sig,
         seen: 0,
         write_failed,
+        sent: 0,
     };
     let started_wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
     let cpu_at_start = super::thread_cpu_s();
     let wall = Instant::now();
-    let stats = vtime::run(&mut session, &mut nodes, &load.specs, &settings, &mut shell);
+    let stats = vtime::run(&mut session, &mut nodes, &specs, &settings, &mut shell);
     // Whatever happened, the records made so far are written.
     shell.flush_records();
     let stats = stats?;
@@ -196,6 +212,7 @@ pub fn run(
     }
     drop(shell);
     let (stop, batcher, router) = session.into_parts();
+    drop((specs, nodes));
     let out = driver::Output {
         stop,
         plugin_memory: (batcher.peak_memory(), router.peak_memory()),
