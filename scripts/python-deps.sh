@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the real components the tests run against into .venv, pinned:
-# sglang-router (PyPI), llama.cpp's OpenAI server (llama-cpp-python[server],
+# sglang-router (PyPI), componentize-py (for the Python plugins), llama.cpp's OpenAI server (llama-cpp-python[server],
 # built from source by pip: a few minutes on a fresh machine, then pip's
 # wheel cache) with gguf to write its test model, and SGLang's benchmark
 # client. Idempotent and quick when already done.
@@ -12,6 +12,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if ! .venv/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('sglang-router') != '$ROUTER_VERSION')" 2>/dev/null; then
     .venv/bin/pip install --quiet --disable-pip-version-check "sglang-router==$ROUTER_VERSION" >&2
+fi
+
+# componentize-py builds the Python plugins (examples/python/, the hostile
+# Python test plugin) into components; its wheel is self-contained.
+COMPONENTIZE_PY_VERSION=0.25.1
+if ! .venv/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('componentize-py') != '$COMPONENTIZE_PY_VERSION')" 2>/dev/null; then
+    .venv/bin/pip install --quiet --disable-pip-version-check "componentize-py==$COMPONENTIZE_PY_VERSION" >&2
 fi
 
 LLAMA_CPP_VERSION=0.3.36

@@ -14,6 +14,7 @@ pub mod plugin;
 pub mod plugin_build;
 pub mod plugin_cli;
 pub mod plugin_new;
+pub mod plugin_python;
 pub mod poller;
 pub mod report;
 pub mod results;

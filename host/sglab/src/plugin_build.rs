@@ -1,6 +1,7 @@
 //! `sglab plugin build DIR`: builds a plugin crate to a `wasm32-wasip2`
-//! component with cargo, then loads it the way a run would and prints what
-//! `sglab plugin inspect` shows.
+//! component with cargo (or a Python plugin, a directory with an `app.py`
+//! and no Cargo.toml, with componentize-py), then loads it the way a run
+//! would and prints what `sglab plugin inspect` shows.
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -14,9 +15,12 @@ use crate::plugin_cli::{inspect, load_any};
 /// Arguments of `sglab plugin build`.
 #[derive(Debug, Clone, Args)]
 pub struct BuildArgs {
-    /// The plugin crate's directory (holding Cargo.toml).
+    /// The plugin's directory (holding Cargo.toml, or app.py for Python).
     #[arg(default_value = ".")]
     pub dir: PathBuf,
+    /// Also write the component here (Python: instead of `DIR/build/NAME.wasm`).
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
 }
 
 /// The `.wasm` files cargo reports in `--message-format=json` output for the
@@ -38,9 +42,13 @@ fn wasm_artifacts(json_lines: impl BufRead, manifest: &Path) -> Vec<PathBuf> {
 /// Runs `sglab plugin build`.
 pub fn main(args: BuildArgs) -> anyhow::Result<()> {
     let manifest = args.dir.join("Cargo.toml");
-    let manifest = manifest
-        .canonicalize()
-        .with_context(|| format!("{}: no Cargo.toml (is this a plugin crate?)", args.dir.display()))?;
+    if !manifest.is_file() && args.dir.join("app.py").is_file() {
+        let path = crate::plugin_python::build(&args.dir, args.out.as_deref())?;
+        return report(&path);
+    }
+    let manifest = manifest.canonicalize().with_context(|| {
+        format!("{}: no Cargo.toml, and no app.py (is this a plugin directory?)", args.dir.display())
+    })?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     // Check with the toolchain the crate's directory selects.
@@ -70,6 +78,18 @@ pub fn main(args: BuildArgs) -> anyhow::Result<()> {
     let Some(path) = wasm.last() else {
         bail!("{} built, but no .wasm came out: is `crate-type = [\"cdylib\"]` in [lib]?", manifest.display());
     };
+    let path = match &args.out {
+        Some(out) => {
+            std::fs::copy(path, out).with_context(|| format!("copying {} to {}", path.display(), out.display()))?;
+            out.clone()
+        }
+        None => path.clone(),
+    };
+    report(&path)
+}
+
+/// Loads the component the way a run would and prints what `inspect` shows.
+fn report(path: &Path) -> anyhow::Result<()> {
     let loaded = load_any(&path.display().to_string())
         .with_context(|| format!("{} is not a usable sglab plugin", path.display()))?;
     println!("built {}\n", path.display());

@@ -1,7 +1,8 @@
-//! `sglab plugin new NAME --kind routing|batching`: scaffolds a plugin crate
-//! (Cargo.toml, src/lib.rs with a working strategy and a test, Cargo.lock,
-//! rust-toolchain.toml)
-//! that builds with `sglab plugin build` and loads by path in a run.
+//! `sglab plugin new NAME --kind routing|batching [--lang python]`:
+//! scaffolds a plugin crate (Cargo.toml, src/lib.rs with a working strategy
+//! and a test, Cargo.lock, rust-toolchain.toml), or a Python plugin
+//! (app.py, test_app.py, README.md, the vendored SDK and WIT), that builds
+//! with `sglab plugin build` and loads by path in a run.
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +18,16 @@ pub enum NewKind {
     Batching,
 }
 
+/// The language of a new plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Lang {
+    /// A Rust crate on the Rust SDK.
+    #[default]
+    Rust,
+    /// A Python module on the Python SDK (built with componentize-py).
+    Python,
+}
+
 /// Arguments of `sglab plugin new`.
 #[derive(Debug, Clone, Args)]
 pub struct NewArgs {
@@ -25,6 +36,9 @@ pub struct NewArgs {
     /// Routing or batching.
     #[arg(long, value_enum)]
     pub kind: NewKind,
+    /// Rust or Python.
+    #[arg(long, value_enum, default_value_t = Lang::Rust)]
+    pub lang: Lang,
     /// Where to create the crate directory `NAME` (default: here).
     #[arg(long, default_value = ".")]
     pub dir: PathBuf,
@@ -104,7 +118,6 @@ fn files(args: &NewArgs, dir: &Path, sdk: &Path) -> Vec<(&'static str, String)> 
 /// Runs `sglab plugin new`.
 pub fn main(args: NewArgs) -> anyhow::Result<()> {
     check_name(&args.name)?;
-    let sdk = sdk_path(args.sdk.as_deref())?;
     let dir = args.dir.join(&args.name);
     if dir.exists() {
         bail!("{} already exists; choose another name or --dir", dir.display());
@@ -113,6 +126,23 @@ pub fn main(args: NewArgs) -> anyhow::Result<()> {
         NewKind::Routing => "routing",
         NewKind::Batching => "batching",
     };
+    if args.lang == Lang::Python {
+        if args.sdk.is_some() || args.workspace_member {
+            bail!("--sdk and --workspace-member are for Rust plugins (a Python plugin vendors its SDK)");
+        }
+        for (file, text) in crate::plugin_python::scaffold(&args.name, args.kind == NewKind::Routing) {
+            let path = dir.join(file);
+            std::fs::create_dir_all(path.parent().expect("a file in the plugin directory"))
+                .with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        }
+        println!("created {kind} plugin {} (Python) in {}", args.name, dir.display());
+        println!("  test:  (cd {} && python3 -m unittest)", dir.display());
+        println!("  build: sglab plugin build {}", dir.display());
+        println!("  use:   [{kind}] plugin = \"{}/build/{}.wasm\"", dir.display(), args.name);
+        return Ok(());
+    }
+    let sdk = sdk_path(args.sdk.as_deref())?;
     std::fs::create_dir_all(dir.join("src")).with_context(|| format!("creating {}", dir.display()))?;
     for (file, text) in files(&args, &dir, &sdk) {
         let path = dir.join(file);
@@ -137,6 +167,7 @@ mod tests {
         let args = |member| NewArgs {
             name: "my-router".into(),
             kind: NewKind::Routing,
+            lang: Lang::Rust,
             dir: ".".into(),
             sdk: None,
             workspace_member: member,
