@@ -361,3 +361,36 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Builds the Python plugin in `dir` (relative to the repository root) with
+/// `sglab plugin build --out`, into `target/python-plugins/`, and returns
+/// the component's path. Built once per test process, and again only when
+/// its `app.py`, the Python SDK or the WIT is newer than the component.
+pub fn python_plugin(dir: &str) -> PathBuf {
+    use std::sync::Mutex;
+    static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, p)) = built.iter().find(|(d, _)| d == dir) {
+        return p.clone();
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().expect("repository root");
+    let name = dir.trim_end_matches('/').replace('/', "-");
+    let out = root.join("target/python-plugins").join(format!("{name}.wasm"));
+    let newest = |paths: &[PathBuf]| {
+        let files = paths.iter().flat_map(|p| if p.is_dir() { files_under(p) } else { vec![p.clone()] });
+        files.filter_map(|f| f.metadata().ok()?.modified().ok()).max()
+    };
+    let sources = newest(&[root.join(dir).join("app.py"), root.join("plugin-sdk/python"), root.join("wit")]);
+    let fresh = out.metadata().and_then(|m| m.modified()).is_ok_and(|t| sources.is_some_and(|s| t > s));
+    if !fresh {
+        let o = sglab(&root)
+            .args(["plugin", "build", dir, "--out"])
+            .arg(&out)
+            .env("SGLAB_PYTHON", router_python())
+            .output()
+            .expect("run sglab plugin build");
+        assert!(o.status.success(), "building {dir} failed:\n{}\n{}", stdout(&o), stderr(&o));
+    }
+    built.push((dir.to_owned(), out.clone()));
+    out
+}

@@ -417,11 +417,14 @@ pub struct Batching {
     /// The plugin's config table, passed to it as JSON.
     #[serde(default)]
     pub config: Map<String, Value>,
+    /// This plugin's memory cap in MiB (default: `sandbox.memory_mib`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u32>,
 }
 
 impl Default for Batching {
     fn default() -> Self {
-        Self { plugin: default_batcher(), config: Map::new() }
+        Self { plugin: default_batcher(), config: Map::new(), memory_mib: None }
     }
 }
 
@@ -453,6 +456,9 @@ pub struct Routing {
     /// The plugin's config table, passed to it as JSON.
     #[serde(default)]
     pub config: Map<String, Value>,
+    /// This plugin's memory cap in MiB (default: `sandbox.memory_mib`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u32>,
     /// sglang-router mode: `--policy` (random, round_robin, cache_aware, power_of_two).
     #[serde(default = "default_router_policy")]
     pub policy: String,
@@ -478,6 +484,7 @@ impl Default for Routing {
             policy: default_router_policy(),
             router_args: Vec::new(),
             python: None,
+            memory_mib: None,
         }
     }
 }

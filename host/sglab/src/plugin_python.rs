@@ -80,7 +80,10 @@ fn componentize_py() -> anyhow::Result<Command> {
             bail!("{} (SGLAB_PYTHON={} cannot import it)", missing(), Path::new(&py).display());
         }
         let mut c = Command::new(py);
-        c.args(["-c", "import sys; from componentize_py import script; sys.argv[0] = 'componentize-py'; sys.exit(script())"]);
+        c.args([
+            "-c",
+            "import sys; from componentize_py import script; sys.argv[0] = 'componentize-py'; sys.exit(script())",
+        ]);
         return Ok(c);
     }
     let found = Command::new("componentize-py").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
@@ -95,18 +98,25 @@ fn python() -> std::ffi::OsString {
     std::env::var_os("SGLAB_PYTHON").unwrap_or_else(|| "python3".into())
 }
 
-/// Where the SDK comes from: the directory's own copy (`sglab_plugin/`, as
-/// `plugin new` vendors it) or this binary's, written under `build/sdk`.
-fn sdk_root(dir: &Path, build: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
-    let wit = if dir.join("wit/strategy.wit").is_file() { dir.join("wit") } else { build.join("sdk/wit") };
-    if dir.join("sglab_plugin/__init__.py").is_file() {
-        if !wit.starts_with(dir) {
-            write_files(&build.join("sdk"), SDK_FILES.iter().filter(|(p, _)| p.starts_with("wit/")))?;
-        }
-        return Ok((dir.to_path_buf(), wit));
+/// A scratch directory for this binary's copy of the SDK, removed on drop.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
-    let root = build.join("sdk");
-    write_files(&root, SDK_FILES.iter())?;
+}
+
+/// Where the SDK and the WIT come from: the directory's own copies
+/// (`sglab_plugin/`, `wit/`, as `plugin new` vendors them) or this binary's,
+/// written to `scratch`.
+fn sdk_root(dir: &Path, scratch: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let vendored = |p: &str| dir.join(p).is_file();
+    let wit = if vendored("wit/strategy.wit") { dir.join("wit") } else { scratch.join("wit") };
+    let root = if vendored("sglab_plugin/__init__.py") { dir.to_path_buf() } else { scratch.to_path_buf() };
+    let missing =
+        SDK_FILES.iter().filter(|(p, _)| if p.starts_with("wit/") { !wit.starts_with(dir) } else { root == scratch });
+    write_files(scratch, missing)?;
     Ok((root, wit))
 }
 
@@ -132,9 +142,11 @@ print(sglab_plugin.kind_of(s), s.NAME)
 pub fn build(dir: &Path, out: Option<&Path>) -> anyhow::Result<PathBuf> {
     let dir = dir.canonicalize().with_context(|| format!("{}: no such directory", dir.display()))?;
     let build = dir.join("build");
-    let (sdk, wit) = sdk_root(&dir, &build)?;
+    let scratch = Scratch(std::env::temp_dir().join(format!("sglab-python-sdk-{}", std::process::id())));
+    let (sdk, wit) = sdk_root(&dir, &scratch.0)?;
     let shown = dir.join("app.py").display().to_string();
     let detect = Command::new(python())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .args(["-c", DETECT])
         .arg(&dir)
         .arg(&sdk)

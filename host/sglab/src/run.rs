@@ -138,23 +138,27 @@ struct Plugins {
 fn load_plugins(cfg: &experiment::Loaded, clock: &RunClock, specs: &[RequestSpec]) -> Result<Plugins, ConfigError> {
     let e = &cfg.exp;
     let rt = Runtime::get();
-    let batching =
-        rt.load(&e.batching.plugin, &cfg.base_dir, Kind::Batching).map_err(|x| plugin_error(cfg, "batching", x))?;
-    let routing =
-        rt.load(&e.routing.plugin, &cfg.base_dir, Kind::Routing).map_err(|x| plugin_error(cfg, "routing", x))?;
-    let limits = Limits {
-        memory_bytes: e.sandbox.memory_mib as usize * 1024 * 1024,
+    // Each plugin's memory cap: its own `memory_mib`, else the sandbox's.
+    let limits = |own: Option<u32>| Limits {
+        memory_bytes: own.unwrap_or(e.sandbox.memory_mib) as usize * 1024 * 1024,
         deadline: Duration::from_millis(e.sandbox.deadline_ms),
         backstop: Duration::from_millis(e.sandbox.wall_backstop_ms),
         output_bytes: e.sandbox.output_bytes as usize,
         seed: e.experiment.seed,
     };
+    let (blimits, rlimits) = (limits(e.batching.memory_mib), limits(e.routing.memory_mib));
+    let batching = rt
+        .load_limited(&e.batching.plugin, &cfg.base_dir, Kind::Batching, &blimits)
+        .map_err(|x| plugin_error(cfg, "batching", x))?;
+    let routing = rt
+        .load_limited(&e.routing.plugin, &cfg.base_dir, Kind::Routing, &rlimits)
+        .map_err(|x| plugin_error(cfg, "routing", x))?;
     let bcfg = serde_json::Value::Object(e.batching.config.clone()).to_string();
     let rcfg = serde_json::Value::Object(e.routing.config.clone()).to_string();
     let mut batcher =
-        WasmBatcher::new(&batching, &bcfg, limits, clock.clone()).map_err(|x| plugin_error(cfg, "batching", x))?;
+        WasmBatcher::new(&batching, &bcfg, blimits, clock.clone()).map_err(|x| plugin_error(cfg, "batching", x))?;
     let mut router =
-        WasmRouter::new(&routing, &rcfg, limits, clock.clone()).map_err(|x| plugin_error(cfg, "routing", x))?;
+        WasmRouter::new(&routing, &rcfg, rlimits, clock.clone()).map_err(|x| plugin_error(cfg, "routing", x))?;
     // Only plugins that asked for the prompt-text capability get the prompts.
     let wants = |l: &Loaded| l.meta.capabilities.contains(&"prompt-text");
     if wants(&batching) || wants(&routing) {

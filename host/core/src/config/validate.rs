@@ -229,8 +229,14 @@ impl Experiment {
             return Err(invalid("routing.plugin", "\"\"", "names a built-in plugin or a .wasm file"));
         }
         let s = &self.sandbox;
-        if s.memory_mib == 0 || s.memory_mib > 4096 {
-            return Err(invalid("sandbox.memory_mib", s.memory_mib, "must be between 1 and 4096"));
+        for (key, mib) in [
+            ("sandbox.memory_mib", Some(s.memory_mib)),
+            ("batching.memory_mib", self.batching.memory_mib),
+            ("routing.memory_mib", self.routing.memory_mib),
+        ] {
+            if let Some(m) = mib.filter(|&m| m == 0 || m > 4096) {
+                return Err(invalid(key, m, "must be between 1 and 4096"));
+            }
         }
         if s.deadline_ms == 0 {
             return Err(invalid("sandbox.deadline_ms", 0, "must be at least 1"));

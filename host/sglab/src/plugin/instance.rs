@@ -34,6 +34,33 @@ pub struct Limits {
     pub seed: u64,
 }
 
+impl Default for Limits {
+    /// The `[sandbox]` defaults (64 MiB, 10 ms, 1 s backstop, 64 KiB of output), seed 0.
+    fn default() -> Self {
+        let s = sglab_core::config::Sandbox::default();
+        Self {
+            memory_bytes: s.memory_mib as usize * 1024 * 1024,
+            deadline: Duration::from_millis(s.deadline_ms),
+            backstop: Duration::from_millis(s.wall_backstop_ms),
+            output_bytes: s.output_bytes as usize,
+            seed: 0,
+        }
+    }
+}
+
+impl Limits {
+    /// The budget of instantiating a plugin, its `info()` and its `create`
+    /// (a Python plugin starts its interpreter there): at least 1 s of CPU
+    /// time and 5 s of wall time.
+    pub fn startup(&self) -> (Duration, Duration) {
+        startup_budget(self.deadline, self.backstop)
+    }
+}
+
+fn startup_budget(deadline: Duration, backstop: Duration) -> (Duration, Duration) {
+    (deadline.max(Duration::from_secs(1)), backstop.max(Duration::from_secs(5)))
+}
+
 struct Instance {
     store: Store<PluginState>,
     kind: Kind,
@@ -75,9 +102,7 @@ impl Instance {
         // Instantiating and creating a plugin (a Python one compiles its
         // modules) get at least 1 s of CPU and 5 s of wall time.
         let (deadline, backstop) = match call {
-            "instantiate" | "create" => {
-                (self.deadline.max(Duration::from_secs(1)), self.backstop.max(Duration::from_secs(5)))
-            }
+            "instantiate" | "create" => startup_budget(self.deadline, self.backstop),
             _ => (self.deadline, self.backstop),
         };
         // The epoch callback fires after `ticks` ticks, then every tick, and

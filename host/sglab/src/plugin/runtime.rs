@@ -12,6 +12,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store, UpdateDeadline};
 
 use super::builtin;
+use super::instance::Limits;
 use super::sandbox::{CallBudget, PluginState, RunClock, SandboxConfig};
 use super::wit::{self, PluginMeta, batcher_world, router_world};
 
@@ -245,8 +246,14 @@ impl Runtime {
     }
 
     /// Loads a plugin for `kind` from a built-in name or a `.wasm` path
-    /// (relative paths resolve against `base_dir`).
+    /// (relative paths resolve against `base_dir`), under the default limits.
     pub fn load(&self, spec: &str, base_dir: &Path, kind: Kind) -> Result<Loaded, LoadError> {
+        self.load_limited(spec, base_dir, kind, &Limits::default())
+    }
+
+    /// [`Runtime::load`], reading the plugin's `info()` under `limits` (its
+    /// memory cap and output bytes; the startup budget of its deadlines).
+    pub fn load_limited(&self, spec: &str, base_dir: &Path, kind: Kind, limits: &Limits) -> Result<Loaded, LoadError> {
         let (bytes, source) = match builtin::get(spec) {
             Some(b) => (b.to_vec(), format!("built-in:{spec}")),
             None => {
@@ -285,7 +292,7 @@ impl Runtime {
             Kind::Routing => Pre::Router(router_world::RouterPluginPre::new(pre).map_err(start_err)?),
             Kind::Batching => Pre::Batcher(batcher_world::BatcherPluginPre::new(pre).map_err(start_err)?),
         };
-        let meta = self.read_info(&pre, &source)?;
+        let meta = self.read_info(&pre, &source, limits)?;
         Ok(Loaded { source, sha256, size: bytes.len(), wit_version, meta, pre })
     }
 
@@ -306,13 +313,28 @@ impl Runtime {
         Ok(version.to_owned())
     }
 
-    fn read_info(&self, pre: &Pre, source: &str) -> Result<PluginMeta, LoadError> {
-        let cfg = SandboxConfig { memory_bytes: 64 << 20, output_bytes: 4096, seed: 0, stream: 0 };
+    fn read_info(&self, pre: &Pre, source: &str, limits: &Limits) -> Result<PluginMeta, LoadError> {
+        let cfg = SandboxConfig {
+            memory_bytes: limits.memory_bytes,
+            output_bytes: limits.output_bytes,
+            seed: limits.seed,
+            stream: 0,
+        };
         let mut store = self.store("info", cfg, RunClock::new());
-        store.data_mut().call = Some(CallBudget::start(Duration::from_secs(1), Duration::from_secs(5)));
-        store.set_epoch_deadline(1000);
-        let err =
-            |e: wasmtime::Error| LoadError::Start { path: source.to_owned(), cause: format!("info() failed: {e:#}") };
+        let (deadline, backstop) = limits.startup();
+        store.data_mut().call = Some(CallBudget::start(deadline, backstop));
+        store.set_epoch_deadline(deadline.as_nanos().div_ceil(TICK.as_nanos()).max(1) as u64);
+        let err = |e: wasmtime::Error| {
+            let mut cause = format!("info() failed: {e:#}");
+            if cause.contains("exceeds memory limits") {
+                let key = if matches!(pre, Pre::Router(_)) { "routing" } else { "batching" };
+                cause.push_str(&format!(
+                    "; its memory cap is {} MiB: raise [{key}] memory_mib (a Python plugin needs at least 16)",
+                    limits.memory_bytes >> 20
+                ));
+            }
+            LoadError::Start { path: source.to_owned(), cause }
+        };
         let info = match pre {
             Pre::Router(p) => p.instantiate(&mut store).and_then(|b| b.sglab_strategy_router().call_info(&mut store)),
             Pre::Batcher(p) => p.instantiate(&mut store).and_then(|b| b.sglab_strategy_batcher().call_info(&mut store)),
