@@ -98,7 +98,7 @@ fn python_least_inflight_decides_exactly_as_the_builtin() {
                         let n = rng.below(u64::from(NODES)) as usize;
                         states[n].in_flight = rng.below(5) as u32;
                         states[n].healthy = rng.below(6) != 0;
-                        changed.push(states[n].clone());
+                        changed.push(states[n]);
                     }
                     if rng.below(40) == 0 {
                         for s in &mut states {

@@ -70,14 +70,14 @@ fn componentize_py() -> anyhow::Result<Command> {
              virtualenv), or set SGLAB_PYTHON to a Python that has it"
         )
     };
-    if let Some(py) = std::env::var_os("SGLAB_PYTHON") {
+    if let Some(py) = sglab_python() {
         let ok = Command::new(&py)
             .args(["-c", "import componentize_py"])
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
-            bail!("{} (SGLAB_PYTHON={} cannot import it)", missing(), Path::new(&py).display());
+            bail!("{} (SGLAB_PYTHON={} cannot import it)", missing(), py.display());
         }
         let mut c = Command::new(py);
         c.args([
@@ -93,9 +93,16 @@ fn componentize_py() -> anyhow::Result<Command> {
     Ok(Command::new("componentize-py"))
 }
 
+/// `SGLAB_PYTHON`, made absolute when it is a relative path (the commands
+/// run in the plugin's directory).
+fn sglab_python() -> Option<PathBuf> {
+    let p = PathBuf::from(std::env::var_os("SGLAB_PYTHON")?);
+    Some(if p.components().count() > 1 { std::path::absolute(&p).unwrap_or(p) } else { p })
+}
+
 /// The Python that imports `app.py` to learn its kind and name.
-fn python() -> std::ffi::OsString {
-    std::env::var_os("SGLAB_PYTHON").unwrap_or_else(|| "python3".into())
+fn python() -> PathBuf {
+    sglab_python().unwrap_or_else(|| "python3".into())
 }
 
 /// A scratch directory for this binary's copy of the SDK, removed on drop.
@@ -152,7 +159,7 @@ pub fn build(dir: &Path, out: Option<&Path>) -> anyhow::Result<PathBuf> {
         .arg(&sdk)
         .current_dir(&dir)
         .output()
-        .with_context(|| format!("cannot run {} to read {shown}", Path::new(&python()).display()))?;
+        .with_context(|| format!("cannot run {} to read {shown}", python().display()))?;
     if !detect.status.success() {
         let err = String::from_utf8_lossy(&detect.stderr);
         bail!("{shown} does not import in plain Python (fix it, then build again):\n{}", err.trim_end());
