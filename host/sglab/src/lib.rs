@@ -2,6 +2,7 @@
 //! (`sglab-core`). One module per subcommand (`run`, `sim`), plus the pieces
 //! they share.
 
+pub mod bench;
 pub mod bounded;
 pub mod client;
 pub mod collector;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use sglab::{compare, plugin_cli, report, run, sim};
+use sglab::{bench, compare, plugin_cli, report, run, sim};
 
 /// Benchmark and experiment framework for LLM serving with SGLang.
 #[derive(Debug, Parser)]
@@ -19,6 +19,8 @@ struct Cli {
 enum Command {
     /// Run an experiment file and write its results.
     Run(run::RunArgs),
+    /// A one-line benchmark with SGLang bench_serving's flags (no file needed).
+    Bench(Box<bench::BenchArgs>),
     /// Serve SGLang's HTTP API from the simulator.
     Sim(Box<sim::SimArgs>),
     /// Regenerate a run's plots and report.html from its files.
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run::main(args),
+        Command::Bench(args) => bench::main(*args),
         Command::Report(args) => done(report::main(args)),
         Command::Compare(args) => done(compare::main(args)),
         Command::Plugin(args) => done(plugin_cli::main(args)),
