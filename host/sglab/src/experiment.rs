@@ -238,6 +238,13 @@ pub fn load_points(path: &Path, sets: &[String], urls: &[String]) -> Result<Vec<
         line: e.span().map(|s| line_of(&text, s.start)).unwrap_or(1),
         msg: e.message().to_owned(),
     })?;
+    // `experiment.name` defaults to the file's name without its extension.
+    if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
+        let section = table.entry("experiment").or_insert_with(|| Value::Table(Table::new()));
+        if let Value::Table(t) = section {
+            t.entry("name").or_insert_with(|| Value::String(stem.to_owned()));
+        }
+    }
     for s in sets {
         apply_set(&mut table, s)?;
     }

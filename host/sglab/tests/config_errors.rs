@@ -185,3 +185,21 @@ fn check_verifies_sim_flags_the_results_directory_and_the_router_module() {
         "error: exp.toml: routing.python: python3 cannot import sglang_router (ModuleNotFoundError: No module named 'sglang_router'); pip install sglang-router, or set it",
     );
 }
+
+#[test]
+fn the_experiment_name_defaults_to_the_file_name() {
+    let dir = scratch("noname");
+    let file = dir.join("my-exp.toml");
+    std::fs::write(&file, format!("[workload]\nnum_requests = 3\n{NODES}")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sglab"))
+        .current_dir(&dir)
+        .args(["run", "my-exp.toml", "--check"])
+        .output()
+        .expect("run sglab");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.starts_with("ok: my-exp.toml") && said.contains("3 requests"), "{said}");
+    let loaded = sglab::experiment::load(&file, &[], &[]).expect("loads");
+    assert_eq!(loaded.exp.experiment.name, "my-exp");
+    let _ = std::fs::remove_dir_all(&dir);
+}
