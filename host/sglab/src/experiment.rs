@@ -100,12 +100,25 @@ fn is_container(v: &Value) -> bool {
     matches!(v, Value::Table(_) | Value::Array(_))
 }
 
-fn set_path(cur: &mut Value, parts: &[&str], value: Value, scalar_only: bool) -> Result<(), String> {
+/// Why `value` may not replace `old` (with `same_kind`: a list or table
+/// only by a TOML list or table, so `--set nodes=1` is a mistake, not a
+/// silent change of shape).
+fn kind_mismatch(old: Option<&Value>, value: &Value, same_kind: bool) -> Option<String> {
+    let old = old.filter(|o| same_kind && is_container(o))?;
+    let same = matches!((old, value), (Value::Array(_), Value::Array(_)) | (Value::Table(_), Value::Table(_)));
+    (!same).then(|| {
+        "it is a table or list; --set replaces it only with a TOML value of the same kind \
+         (e.g. nodes.0.args=[\"--max-running-requests\", \"8\"])"
+            .to_owned()
+    })
+}
+
+fn set_path(cur: &mut Value, parts: &[&str], value: Value, same_kind: bool) -> Result<(), String> {
     let (first, rest) = parts.split_first().expect("non-empty key");
     let child = match cur {
         Value::Table(t) if rest.is_empty() => {
-            if scalar_only && t.get(*first).is_some_and(is_container) {
-                return Err("it is a table or list; --set overrides scalar values only".into());
+            if let Some(e) = kind_mismatch(t.get(*first), &value, same_kind) {
+                return Err(e);
             }
             t.insert((*first).to_owned(), value);
             return Ok(());
@@ -119,13 +132,13 @@ fn set_path(cur: &mut Value, parts: &[&str], value: Value, scalar_only: bool) ->
         other => return Err(format!("{first:?} is inside a {} value, not a table", other.type_str())),
     };
     if rest.is_empty() {
-        if scalar_only && is_container(child) {
-            return Err("it is a table or list; --set overrides scalar values only".into());
+        if let Some(e) = kind_mismatch(Some(child), &value, same_kind) {
+            return Err(e);
         }
         *child = value;
         Ok(())
     } else {
-        set_path(child, rest, value, scalar_only)
+        set_path(child, rest, value, same_kind)
     }
 }
 

@@ -203,3 +203,24 @@ fn the_experiment_name_defaults_to_the_file_name() {
     assert_eq!(loaded.exp.experiment.name, "my-exp");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn set_replaces_lists_and_tables_with_toml_values_of_the_same_kind() {
+    let dir = scratch("setlist");
+    let file = dir.join("e.toml");
+    std::fs::write(
+        &file,
+        format!("[routing]\nplugin = \"least-inflight\"\n{NODES}args = [\"--profile\", \"fixed\"]\n"),
+    )
+    .unwrap();
+    let sets = [
+        r#"nodes.0.args=["--max-running-requests", "8"]"#.to_owned(),
+        "routing.config={ max_in_flight = 4 }".to_owned(),
+    ];
+    let loaded = sglab::experiment::load(&file, &sets, &[]).expect("loads");
+    assert_eq!(loaded.exp.nodes[0].args, ["--max-running-requests", "8"]);
+    assert_eq!(loaded.exp.routing.config["max_in_flight"], 4);
+    let err = sglab::experiment::load(&file, &["nodes.0.args=8".to_owned()], &[]).err().expect("a scalar for a list");
+    assert!(err.to_string().contains("same kind"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
