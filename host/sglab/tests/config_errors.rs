@@ -220,7 +220,9 @@ fn set_replaces_lists_and_tables_with_toml_values_of_the_same_kind() {
     let loaded = sglab::experiment::load(&file, &sets, &[]).expect("loads");
     assert_eq!(loaded.exp.nodes[0].args, ["--max-running-requests", "8"]);
     assert_eq!(loaded.exp.routing.config["max_in_flight"], 4);
-    let err = sglab::experiment::load(&file, &["nodes.0.args=8".to_owned()], &[]).err().expect("a scalar for a list");
+    let Err(err) = sglab::experiment::load(&file, &["nodes.0.args=8".to_owned()], &[]) else {
+        panic!("a scalar for a list was accepted")
+    };
     assert!(err.to_string().contains("same kind"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
