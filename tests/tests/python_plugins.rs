@@ -131,6 +131,7 @@ fn a_hostile_python_plugin_is_stopped_or_refused_with_a_clear_message() {
     for line in ["open /etc/passwd: denied", "listdir /: denied", "environ: GOT {}", "socket: denied"] {
         assert!(err.contains(line), "{line:?} in {err}");
     }
+    assert!(!err.contains('\u{1b}'), "no ANSI codes when stderr is not a terminal: {err:?}");
     // Too small a cap for the interpreter is refused before the run, naming the key.
     let (code, err, csv) = hostile(&s, "snoop", "memory_mib = 8");
     assert_eq!(code, Some(2), "{err}");

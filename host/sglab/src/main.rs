@@ -56,7 +56,15 @@ fn main() -> ExitCode {
         }
     }
     let filter = EnvFilter::try_from_env("SGLAB_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    // Colour only on a terminal: logs written to files (node logs, CI,
+    // `2> run.log`) carry no ANSI codes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(ansi)
+        .init();
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run::main(args),
