@@ -161,6 +161,15 @@ fn a_scaffolded_python_plugin_tests_builds_and_runs() {
         assert!(t.status.success() && said.contains("OK"), "{said}");
         assert!(said.matches(" ... ok").count() >= 2, "{said}");
     }
+    // `--dir D` makes D the plugin's directory (not D/NAME); a non-empty one is refused.
+    let out = sglab(&s.path)
+        .args(["plugin", "new", "other", "--kind", "routing", "--lang", "python", "--dir", "here"])
+        .output()
+        .unwrap();
+    assert!(out.status.success() && s.path.join("here/app.py").is_file(), "{}", stderr(&out));
+    let again = sglab(&s.path).args(["plugin", "new", "other", "--kind", "routing", "--dir", "here"]).output().unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("here already exists and is not empty"), "{}", stderr(&again));
     // The router builds to a component and runs in an experiment.
     let b =
         sglab(&s.path).args(["plugin", "build", "my-routing"]).env("SGLAB_PYTHON", router_python()).output().unwrap();

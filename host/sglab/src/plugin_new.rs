@@ -39,9 +39,9 @@ pub struct NewArgs {
     /// Rust or Python.
     #[arg(long, value_enum, default_value_t = Lang::Rust)]
     pub lang: Lang,
-    /// Where to create the crate directory `NAME` (default: here).
-    #[arg(long, default_value = ".")]
-    pub dir: PathBuf,
+    /// The plugin's directory, created by `new` (default: `./NAME`).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
     /// The sglab plugin SDK to depend on (default: the `plugin-sdk` of the
     /// sglab source tree this binary was built from).
     #[arg(long)]
@@ -118,9 +118,10 @@ fn files(args: &NewArgs, dir: &Path, sdk: &Path) -> Vec<(&'static str, String)> 
 /// Runs `sglab plugin new`.
 pub fn main(args: NewArgs) -> anyhow::Result<()> {
     check_name(&args.name)?;
-    let dir = args.dir.join(&args.name);
-    if dir.exists() {
-        bail!("{} already exists; choose another name or --dir", dir.display());
+    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from(&args.name));
+    // An existing empty directory is fine; anything in it is never overwritten.
+    if std::fs::read_dir(&dir).map(|mut d| d.next().is_some()).unwrap_or(dir.exists()) {
+        bail!("{} already exists and is not empty; choose another name or --dir", dir.display());
     }
     let kind = match args.kind {
         NewKind::Routing => "routing",
@@ -168,7 +169,7 @@ mod tests {
             name: "my-router".into(),
             kind: NewKind::Routing,
             lang: Lang::Rust,
-            dir: ".".into(),
+            dir: None,
             sdk: None,
             workspace_member: member,
         };
