@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::marker::PhantomData;
 
 use crate::{
-    Batcher, Completion, NodeIndex, NodeTable, NodeUpdate, PluginError, PluginInfo, PluginKind, PollResult, RequestId,
+    Batcher, Completion, NodeIndex, NodeState, NodeTable, PluginError, PluginInfo, PluginKind, PollResult, RequestId,
     RequestInfo, RouteDecision, Router, TimeNs, parse_config,
 };
 
@@ -52,13 +52,9 @@ impl<R: Router> RouterAdapter<R> {
     }
 
     #[doc(hidden)]
-    pub fn apply_nodes(&self, update: NodeUpdate) {
-        self.state.borrow_mut().nodes.apply(update);
-    }
-
-    #[doc(hidden)]
-    pub fn decide(&self, request: &RequestInfo) -> RouteDecision {
+    pub fn decide(&self, changed: Vec<NodeState>, request: &RequestInfo) -> RouteDecision {
         let s = &mut *self.state.borrow_mut();
+        s.nodes.apply(changed);
         s.plugin.route(request, &s.nodes)
     }
 
@@ -105,11 +101,6 @@ impl<B: Batcher> BatcherAdapter<B> {
     }
 
     #[doc(hidden)]
-    pub fn apply_nodes(&self, update: NodeUpdate) {
-        self.state.borrow_mut().nodes.apply(update);
-    }
-
-    #[doc(hidden)]
     pub fn arrival(&self, request: &RequestInfo) {
         let s = &mut *self.state.borrow_mut();
         s.plugin.on_arrival(request, &s.nodes);
@@ -122,8 +113,9 @@ impl<B: Batcher> BatcherAdapter<B> {
     }
 
     #[doc(hidden)]
-    pub fn poll_now(&self, now: TimeNs) -> PollResult {
+    pub fn poll_now(&self, now: TimeNs, changed: Vec<NodeState>) -> PollResult {
         let s = &mut *self.state.borrow_mut();
+        s.nodes.apply(changed);
         s.plugin.poll(now, &s.nodes)
     }
 }

@@ -28,7 +28,7 @@
 //! export_router!(RoundRobin);
 //! ```
 //!
-//! The SDK's version tracks the WIT package: SDK 0.1.x speaks `sglab:strategy@0.1.x`.
+//! The SDK's version tracks the WIT package: SDK 0.2.x speaks `sglab:strategy@0.2.x`.
 //! The export macros expect this crate under its own name (`sglab_plugin_sdk`).
 
 extern crate self as sglab_plugin_sdk;
@@ -47,7 +47,7 @@ pub use node_table::NodeTable;
 pub mod bindings {
     wit_bindgen::generate!({
         path: "wit",
-        inline: "package sglab:sdk-imports; world imports { import sglab:strategy/host@0.1.0; }",
+        inline: "package sglab:sdk-imports; world imports { import sglab:strategy/host@0.2.0; }",
         world: "sglab:sdk-imports/imports",
         runtime_path: "::sglab_plugin_sdk::__private::wit_bindgen::rt",
         additional_derives: [PartialEq],
@@ -56,8 +56,8 @@ pub mod bindings {
 }
 
 pub use bindings::sglab::strategy::types::{
-    Capability, Completion, NodeIndex, NodeState, NodeUpdate, OptionDoc, Outcome, PluginError, PluginInfo, PluginKind,
-    PollResult, RejectReason, RequestId, RequestInfo, RouteDecision, ServerSnapshot, TimeNs,
+    Capability, Completion, NodeIndex, NodeState, OptionDoc, Outcome, PluginError, PluginInfo, PluginKind, PollResult,
+    RejectReason, RequestId, RequestInfo, RouteDecision, ServerSnapshot, TimeNs,
 };
 
 /// The host's functions: the run clock, logging, seeded randomness, and
@@ -67,7 +67,7 @@ pub mod host {
 }
 
 /// The WIT package version this SDK speaks.
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.2.0";
 
 #[doc(hidden)]
 pub mod __private {
@@ -101,9 +101,10 @@ pub trait Router: Sized + 'static {
     fn on_dispatched(&mut self, _id: RequestId, _node: NodeIndex, _now: TimeNs) {}
     /// The request's first token arrived.
     fn on_first_token(&mut self, _id: RequestId, _node: NodeIndex, _now: TimeNs) {}
-    /// The request finished.
+    /// The request finished. `nodes` is as of the last `route`.
     fn on_complete(&mut self, _done: &Completion, _nodes: &NodeTable) {}
-    /// The wake-up the router asked for (through `RouteDecision::Defer`) arrived.
+    /// The wake-up the router asked for (through `RouteDecision::Defer`)
+    /// arrived. `nodes` is as of the last `route`.
     fn on_tick(&mut self, _now: TimeNs, _nodes: &NodeTable) {}
 }
 
@@ -127,11 +128,12 @@ pub trait Batcher: Sized + 'static {
     }
     /// Builds the batcher; an `Err` is reported as an invalid config.
     fn new(config: Self::Config) -> Result<Self, String>;
-    /// A request entered the client queue.
+    /// A request entered the client queue. `nodes` is as of the last `poll`.
     fn on_arrival(&mut self, request: &RequestInfo, nodes: &NodeTable);
     /// Which queued requests to release now, and when to be polled again.
+    /// `nodes` is current as of this call.
     fn poll(&mut self, now: TimeNs, nodes: &NodeTable) -> PollResult;
-    /// A released request finished.
+    /// A released request finished. `nodes` is as of the last `poll`.
     fn on_complete(&mut self, _done: &Completion, _nodes: &NodeTable) {}
 }
 
@@ -184,11 +186,8 @@ macro_rules! export_router {
                 fn create(config: String) -> Result<wit::Router, $crate::PluginError> {
                     Adapter::build(&config).map(wit::Router::new)
                 }
-                fn on_nodes(&self, update: $crate::NodeUpdate) {
-                    self.apply_nodes(update)
-                }
-                fn route(&self, request: $crate::RequestInfo) -> $crate::RouteDecision {
-                    self.decide(&request)
+                fn route(&self, changed: Vec<$crate::NodeState>, request: $crate::RequestInfo) -> $crate::RouteDecision {
+                    self.decide(changed, &request)
                 }
                 fn on_dispatched(&self, id: u64, node: u32, now: u64) {
                     self.dispatched(id, node, now)
@@ -237,17 +236,14 @@ macro_rules! export_batcher {
                 fn create(config: String) -> Result<wit::Batcher, $crate::PluginError> {
                     Adapter::build(&config).map(wit::Batcher::new)
                 }
-                fn on_nodes(&self, update: $crate::NodeUpdate) {
-                    self.apply_nodes(update)
-                }
                 fn on_arrival(&self, request: $crate::RequestInfo) {
                     self.arrival(&request)
                 }
                 fn on_complete(&self, done: $crate::Completion) {
                     self.complete(&done)
                 }
-                fn poll(&self, now: u64) -> $crate::PollResult {
-                    self.poll_now(now)
+                fn poll(&self, now: u64, changed: Vec<$crate::NodeState>) -> $crate::PollResult {
+                    self.poll_now(now, changed)
                 }
             }
             export!(Component with_types_in self);

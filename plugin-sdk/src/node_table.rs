@@ -1,6 +1,6 @@
 //! The guest-side node table, kept current from the host's deltas.
 
-use crate::{NodeIndex, NodeState, NodeUpdate};
+use crate::{NodeIndex, NodeState};
 
 /// Every node of the run, as of the last update the host sent.
 #[derive(Debug, Clone, Default)]
@@ -32,20 +32,23 @@ impl NodeTable {
         }
     }
 
-    /// Applies a delta from the host.
-    pub fn apply(&mut self, update: NodeUpdate) {
-        let count = update.node_count as usize;
-        if self.nodes.len() != count {
-            let old = self.nodes.len();
-            self.nodes.truncate(count);
-            self.nodes.extend((old..count).map(|i| Self::idle(i as NodeIndex)));
+    /// Applies a delta from the host: the full state of each node that
+    /// changed (the first lists every node). An index past the end grows
+    /// the table (the nodes in between start idle); an empty delta is a
+    /// no-op.
+    pub fn apply(&mut self, changed: Vec<NodeState>) {
+        if changed.is_empty() {
+            return;
         }
-        for state in update.changed {
-            if let Some(slot) = self.nodes.get_mut(state.index as usize) {
-                *slot = state;
+        for state in changed {
+            let i = state.index as usize;
+            if i >= self.nodes.len() {
+                let old = self.nodes.len();
+                self.nodes.extend((old..=i).map(|i| Self::idle(i as NodeIndex)));
             }
+            self.nodes[i] = state;
         }
-        self.generation = update.generation;
+        self.generation += 1;
     }
 
     /// Number of nodes.
@@ -73,7 +76,7 @@ impl NodeTable {
         self.nodes.iter().filter(|n| n.healthy)
     }
 
-    /// The generation of the last update applied.
+    /// How many (non-empty) deltas were applied.
     pub fn generation(&self) -> u64 {
         self.generation
     }
@@ -86,11 +89,12 @@ mod tests {
     #[test]
     fn deltas_replace_only_changed_nodes() {
         let mut t = NodeTable::default();
-        t.apply(NodeUpdate { generation: 1, node_count: 3, changed: vec![] });
+        t.apply((0..3).map(NodeTable::idle).collect());
         assert_eq!(t.len(), 3);
+        t.apply(vec![]);
         let mut busy = NodeTable::idle(1);
         busy.in_flight = 7;
-        t.apply(NodeUpdate { generation: 2, node_count: 3, changed: vec![busy] });
+        t.apply(vec![busy]);
         assert_eq!(t.get(1).unwrap().in_flight, 7);
         assert_eq!(t.get(0).unwrap().in_flight, 0);
         assert_eq!(t.get(2).unwrap().index, 2);

@@ -380,7 +380,10 @@ pub fn python_plugin(dir: &str) -> PathBuf {
         let files = paths.iter().flat_map(|p| if p.is_dir() { files_under(p) } else { vec![p.clone()] });
         files.filter_map(|f| f.metadata().ok()?.modified().ok()).max()
     };
-    let sources = newest(&[root.join(dir).join("app.py"), root.join("plugin-sdk/python"), root.join("wit")]);
+    // The sglab binary embeds the SDK it builds with: a rebuilt binary
+    // makes the component stale too.
+    let sources =
+        newest(&[root.join(dir).join("app.py"), root.join("plugin-sdk/python"), root.join("wit"), sglab_bin()]);
     let fresh = out.metadata().and_then(|m| m.modified()).is_ok_and(|t| sources.is_some_and(|s| t > s));
     if !fresh {
         let o = sglab(&root)

@@ -107,10 +107,9 @@ fn datasets_and_trace_arrivals_from_files() {
     for r in &rows {
         assert!((0.0..0.15).contains(&lag_s(r)), "{r:?}");
     }
-    let summary: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(run_dir(&s.path, "trace").join("summary.json")).unwrap(),
-    )
-    .unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir(&s.path, "trace").join("summary.json")).unwrap())
+            .unwrap();
     let max = rows.iter().map(lag_s).fold(0.0, f64::max) * 1e3;
     let lag = &summary["schedule_lag_ms"];
     assert_eq!(lag["count"], 3);

@@ -128,7 +128,7 @@ fn a_plugin_for_another_contract_version_is_refused_at_load() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
         err.contains("routing.plugin:")
-            && err.contains("exports sglab:strategy/router@0.2.0, but this sglab supports sglab:strategy@0.1.x"),
+            && err.contains("exports sglab:strategy/router@0.3.0, but this sglab supports sglab:strategy@0.2.x"),
         "{err}"
     );
     assert!(!s.path.join("results").exists(), "nothing starts on a config error");

@@ -5,6 +5,9 @@ optionally capped per node. Makes the same decisions as the built-in
 
 from sglab_plugin import ConfigError, RejectReason, Router, defer, dispatch, export, host, option, reject, u32
 
+#: The load of an unhealthy node: above any u32 in-flight count.
+_DOWN = 1 << 32
+
 
 class LeastInflight(Router):
     NAME = "least-inflight-py"
@@ -27,13 +30,24 @@ class LeastInflight(Router):
         self.cap = config.max_in_flight if config.max_in_flight is not None else 2**32 - 1
 
     def route(self, request, nodes):
-        healthy = [n for n in nodes if n.healthy]
-        if not healthy:
+        # One pass: the least in-flight count among healthy nodes and the
+        # nodes that have it, in index order (as the Rust built-in lists them).
+        least = _DOWN
+        best = []
+        for n in nodes:
+            if n.healthy:
+                f = n.in_flight
+                if f < least:
+                    least = f
+                    best = [n.index]
+                elif f == least:
+                    best.append(n.index)
+        if least == _DOWN:
             return reject(RejectReason.NO_HEALTHY_NODE)
-        least = min(n.in_flight for n in healthy)
         if least >= self.cap:
             return defer()
-        best = [n.index for n in healthy if n.in_flight == least]
+        # Always one draw, even for one candidate: the Rust built-in does,
+        # and the seeded stream must stay in step with it.
         return dispatch(best[host.random_u64() % len(best)])
 
 

@@ -6,6 +6,7 @@
 //!   run clock, seeded randomness, memory limiter).
 //! - [`instance`]: the core's `RoutePolicy`/`BatchPolicy` over components.
 //! - [`wit`]: generated bindings and every WIT <-> core conversion.
+//! - [`v0_1`]: the same for the frozen contract 0.1, which still runs.
 //! - [`builtin`]: first-party plugins embedded at build time.
 
 pub mod builtin;
@@ -13,6 +14,7 @@ pub mod instance;
 pub mod runtime;
 pub mod sandbox;
 pub mod trace;
+pub mod v0_1;
 pub mod wit;
 
 pub use instance::{Limits, WasmBatcher, WasmRouter};

@@ -25,7 +25,7 @@ A router::
 
 The SDK keeps the node table current from the host's deltas, parses the
 config against `OPTIONS` (errors name the key), and fills in `info()`.
-This SDK speaks `sglab:strategy@0.1.x`.
+This SDK speaks `sglab:strategy@0.2.x`.
 """
 
 from typing import ClassVar, List, Optional, Type
@@ -39,7 +39,6 @@ from .types import (
     Dispatch,
     NodeState,
     NodeTable,
-    NodeUpdate,
     Outcome,
     PollResult,
     Reject,
@@ -53,11 +52,11 @@ from .types import (
 )
 
 #: The WIT package version this SDK speaks.
-WIT_VERSION = "0.1.0"
+WIT_VERSION = "0.2.0"
 
 __all__ = [
     "Batcher", "Capability", "Completion", "ConfigError", "Defer", "Dispatch", "NodeState", "NodeTable",
-    "NodeUpdate", "Option", "Outcome", "PollResult", "REQUIRED", "Reject", "RejectReason", "RequestInfo", "Router",
+    "Option", "Outcome", "PollResult", "REQUIRED", "Reject", "RejectReason", "RequestInfo", "Router",
     "ServerSnapshot", "WIT_VERSION", "boolean", "defer", "dispatch", "export", "f64", "host", "i32", "i64",
     "idle_node", "option", "parse_config", "reject", "string", "u32", "u64",
 ]

@@ -8,14 +8,13 @@ dataclasses and enums defined below.
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import List, Optional, Union
+from typing import Dict, List, Optional, Union
 
 try:  # Inside a component build: the generated bindings.
     from wit_world.imports.types import (  # type: ignore[import-not-found]
         Capability,
         Completion,
         NodeState,
-        NodeUpdate,
         OptionDoc,
         Outcome,
         PluginError_Internal,
@@ -45,6 +44,7 @@ except ImportError:
         """Optional powers a plugin asks for."""
 
         PROMPT_TEXT = 0
+        PREFIX_HASHES = 1
 
     @dataclass
     class OptionDoc:  # type: ignore[no-redef]
@@ -117,14 +117,6 @@ except ImportError:
         ewma_itl_ns: int
         server: Optional[ServerSnapshot]
 
-    @dataclass
-    class NodeUpdate:  # type: ignore[no-redef]
-        """The nodes that changed since the last update."""
-
-        generation: int
-        node_count: int
-        changed: List[NodeState]
-
     class RejectReason(Enum):  # type: ignore[no-redef]
         """Why a request is refused."""
 
@@ -180,9 +172,18 @@ except ImportError:
 RouteDecision = Union[Dispatch, Defer, Reject]
 
 
+_DISPATCH: Dict[int, "Dispatch"] = {}
+
+
 def dispatch(node: int) -> "Dispatch":
-    """Send the request to `node` now."""
-    return Dispatch(node)
+    """Send the request to `node` now. (The answer for each node is made
+    once and shared: treat it as read-only.)"""
+    d = _DISPATCH.get(node)
+    if d is None:
+        d = Dispatch(node)
+        if type(node) is int and 0 <= node < 1 << 16:
+            _DISPATCH[node] = d
+    return d
 
 
 def defer(until_ns: Optional[int] = None) -> "Defer":
@@ -220,17 +221,20 @@ class NodeTable:
         t._nodes = list(nodes)
         return t
 
-    def apply(self, update: "NodeUpdate") -> None:
-        """Applies a delta from the host."""
+    def apply(self, changed: List["NodeState"]) -> None:
+        """Applies a delta from the host: the full state of each node that
+        changed (the first lists every node). An index past the end grows
+        the table (the nodes in between start idle); an empty delta is a
+        no-op. `generation` counts the non-empty deltas applied."""
+        if not changed:
+            return
         nodes = self._nodes
-        count = update.node_count
-        if len(nodes) != count:
-            del nodes[count:]
-            nodes.extend(idle_node(i) for i in range(len(nodes), count))
-        for state in update.changed:
-            if state.index < count:
-                nodes[state.index] = state
-        self.generation = update.generation
+        for state in changed:
+            i = state.index
+            if i >= len(nodes):
+                nodes.extend(idle_node(j) for j in range(len(nodes), i + 1))
+            nodes[i] = state
+        self.generation += 1
 
     def __len__(self) -> int:
         return len(self._nodes)

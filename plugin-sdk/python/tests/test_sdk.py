@@ -9,7 +9,6 @@ from sglab_plugin import (
     Defer,
     Dispatch,
     NodeTable,
-    NodeUpdate,
     Router,
     boolean,
     defer,
@@ -46,21 +45,23 @@ def error(text, options=OPTIONS):
 class NodeTableTest(unittest.TestCase):
     def test_deltas_replace_only_changed_nodes(self):
         t = NodeTable()
-        t.apply(NodeUpdate(1, 3, []))
+        t.apply([idle_node(i) for i in range(3)])
         self.assertEqual(len(t), 3)
+        t.apply([])
         busy = idle_node(1)
         busy.in_flight = 7
-        t.apply(NodeUpdate(2, 3, [busy]))
+        t.apply([busy])
         self.assertEqual([n.in_flight for n in t], [0, 7, 0])
         self.assertEqual(t.get(2).index, 2)
         self.assertIsNone(t.get(3))
         self.assertEqual(t.generation, 2)
-        t.apply(NodeUpdate(3, 2, []))
-        self.assertEqual(len(t), 2)
         down = idle_node(0)
         down.healthy = False
-        t.apply(NodeUpdate(4, 2, [down]))
-        self.assertEqual([n.index for n in t.healthy()], [1])
+        t.apply([down])
+        self.assertEqual([n.index for n in t.healthy()], [1, 2])
+        late = idle_node(4)
+        t.apply([late])
+        self.assertEqual([n.index for n in t], [0, 1, 2, 3, 4])
 
 
 class ConfigTest(unittest.TestCase):

@@ -12,7 +12,9 @@
 //! falls back to the least-loaded node instead of walking the ring.
 
 use serde::Deserialize;
-use sglab_plugin_sdk::{NodeTable, RejectReason, RequestInfo, RouteDecision, Router, export_router, option};
+use sglab_plugin_sdk::{
+    Capability, NodeTable, RejectReason, RequestInfo, RouteDecision, Router, export_router, option,
+};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -71,6 +73,8 @@ impl PrefixHash {
 impl Router for PrefixHash {
     const NAME: &'static str = "prefix-hash";
     const DESCRIPTION: &'static str = "Consistent hashing with bounded loads on the first `prefix_blocks` prefix blocks: requests sharing that prefix go to one node until it holds more than `load_factor` times its fair share of in-flight requests; then the ring's next node takes them.";
+    /// Reads `request.prefix_hashes`, which the host fills only when asked.
+    const CAPABILITIES: &'static [Capability] = &[Capability::PrefixHashes];
     type Config = Config;
 
     fn options() -> Vec<sglab_plugin_sdk::OptionDoc> {

@@ -17,7 +17,9 @@
 use std::collections::{HashMap, VecDeque};
 
 use serde::Deserialize;
-use sglab_plugin_sdk::{NodeTable, RejectReason, RequestInfo, RouteDecision, Router, export_router, host, option};
+use sglab_plugin_sdk::{
+    Capability, NodeTable, RejectReason, RequestInfo, RouteDecision, Router, export_router, host, option,
+};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -83,6 +85,8 @@ pub struct WeightedScore {
 impl Router for WeightedScore {
     const NAME: &'static str = "weighted-score";
     const DESCRIPTION: &'static str = "llm-d's default scorer profile: queue (weight 2) + KV-cache free share (2) + prefix-cache match (3); the highest total wins, ties at random.";
+    /// Reads `request.prefix_hashes`, which the host fills only when asked.
+    const CAPABILITIES: &'static [Capability] = &[Capability::PrefixHashes];
     type Config = Config;
 
     fn options() -> Vec<sglab_plugin_sdk::OptionDoc> {

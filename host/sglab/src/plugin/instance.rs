@@ -17,6 +17,7 @@ use wasmtime::{Store, Trap, WasmBacktrace};
 use super::runtime::{Kind, LoadError, Loaded, Pre, Runtime, TICK};
 use super::sandbox::{CallBudget, PluginState, RunClock, SandboxConfig};
 use super::trace::{DecisionTrace, Tracer, take_reasons};
+use super::v0_1;
 use super::wit::{self, batcher_world, router_world};
 
 /// Limits and seed for one run's plugins.
@@ -187,20 +188,62 @@ impl Instance {
     }
 }
 
+/// A routing plugin's bindings, by the contract it was built against.
+enum RouterBindings {
+    V0_2(router_world::RouterPlugin),
+    V0_1(v0_1::router_world::RouterPlugin),
+}
+
+/// A batching plugin's bindings, by the contract it was built against.
+enum BatcherBindings {
+    V0_2(batcher_world::BatcherPlugin),
+    V0_1(v0_1::batcher_world::BatcherPlugin),
+}
+
+/// Evaluates `$body` with `$b` bound to the bindings of whichever contract
+/// the plugin was built against and `$w` to that contract's conversions
+/// (for the calls that are the same in every version).
+macro_rules! per_contract {
+    ($bindings:expr, $enum:ident, |$b:ident, $w:ident| $body:expr) => {
+        match $bindings {
+            $enum::V0_2($b) => {
+                #[allow(unused_imports)]
+                use super::wit as $w;
+                $body
+            }
+            $enum::V0_1($b) => {
+                #[allow(unused_imports)]
+                use super::v0_1 as $w;
+                $body
+            }
+        }
+    };
+}
+
 /// A routing plugin instance.
 pub struct WasmRouter {
     inst: Instance,
-    bindings: router_world::RouterPlugin,
+    bindings: RouterBindings,
     handle: ResourceAny,
     tracer: Option<Tracer>,
+    /// Node changes not yet delivered (they go with the next `route`).
+    nodes: Vec<wit::wt::NodeState>,
+    /// Requests carry their prefix hashes: the plugin asked for
+    /// `prefix-hashes` (contract 0.2), or always (0.1).
+    hashes: bool,
 }
 
 /// A batching plugin instance.
 pub struct WasmBatcher {
     inst: Instance,
-    bindings: batcher_world::BatcherPlugin,
+    bindings: BatcherBindings,
     handle: ResourceAny,
     tracer: Option<Tracer>,
+    /// Node changes not yet delivered (they go with the next `poll`).
+    nodes: Vec<wit::wt::NodeState>,
+    /// Requests carry their prefix hashes: the plugin asked for
+    /// `prefix-hashes` (contract 0.2), or always (0.1).
+    hashes: bool,
 }
 
 fn start_err(loaded: &Loaded, what: &str, e: PolicyError) -> LoadError {
@@ -236,15 +279,21 @@ impl WasmRouter {
 
     /// Instantiates `loaded` and calls `create(config_json)`.
     pub fn new(loaded: &Loaded, config_json: &str, limits: Limits, clock: RunClock) -> Result<Self, LoadError> {
-        let Pre::Router(pre) = &loaded.pre else { unreachable!("loaded as routing") };
         let mut inst = Instance::new(loaded, Kind::Routing, limits, clock);
-        let bindings =
-            inst.call("instantiate", |s| pre.instantiate(s)).map_err(|e| start_err(loaded, "instantiate", e))?;
-        let created = inst
-            .call("create", |s| bindings.sglab_strategy_router().router().call_create(s, config_json))
-            .map_err(|e| start_err(loaded, "create", e))?;
-        let handle = created.map_err(|e| LoadError::Config(wit::plugin_error(e)))?;
-        Ok(Self { inst, bindings, handle, tracer: None })
+        let failed = |e| start_err(loaded, "instantiate", e);
+        let bindings = match &loaded.pre {
+            Pre::Router(pre) => RouterBindings::V0_2(inst.call("instantiate", |s| pre.instantiate(s)).map_err(failed)?),
+            Pre::RouterV0_1(pre) => {
+                RouterBindings::V0_1(inst.call("instantiate", |s| pre.instantiate(s)).map_err(failed)?)
+            }
+            Pre::Batcher(_) | Pre::BatcherV0_1(_) => unreachable!("loaded as routing"),
+        };
+        let created = per_contract!(&bindings, RouterBindings, |b, w| inst
+            .call("create", |s| b.sglab_strategy_router().router().call_create(s, config_json))
+            .map(|made| made.map_err(w::plugin_error)));
+        let handle = created.map_err(|e| start_err(loaded, "create", e))?.map_err(LoadError::Config)?;
+        let hashes = matches!(bindings, RouterBindings::V0_1(_)) || loaded.meta.capabilities.contains(&"prefix-hashes");
+        Ok(Self { inst, bindings, handle, tracer: None, nodes: Vec::new(), hashes })
     }
 
     /// Largest linear memory the instance was granted, bytes.
@@ -272,15 +321,24 @@ impl WasmBatcher {
 
     /// Instantiates `loaded` and calls `create(config_json)`.
     pub fn new(loaded: &Loaded, config_json: &str, limits: Limits, clock: RunClock) -> Result<Self, LoadError> {
-        let Pre::Batcher(pre) = &loaded.pre else { unreachable!("loaded as batching") };
         let mut inst = Instance::new(loaded, Kind::Batching, limits, clock);
-        let bindings =
-            inst.call("instantiate", |s| pre.instantiate(s)).map_err(|e| start_err(loaded, "instantiate", e))?;
-        let created = inst
-            .call("create", |s| bindings.sglab_strategy_batcher().batcher().call_create(s, config_json))
-            .map_err(|e| start_err(loaded, "create", e))?;
-        let handle = created.map_err(|e| LoadError::Config(wit::plugin_error(e)))?;
-        Ok(Self { inst, bindings, handle, tracer: None })
+        let failed = |e| start_err(loaded, "instantiate", e);
+        let bindings = match &loaded.pre {
+            Pre::Batcher(pre) => {
+                BatcherBindings::V0_2(inst.call("instantiate", |s| pre.instantiate(s)).map_err(failed)?)
+            }
+            Pre::BatcherV0_1(pre) => {
+                BatcherBindings::V0_1(inst.call("instantiate", |s| pre.instantiate(s)).map_err(failed)?)
+            }
+            Pre::Router(_) | Pre::RouterV0_1(_) => unreachable!("loaded as batching"),
+        };
+        let created = per_contract!(&bindings, BatcherBindings, |b, w| inst
+            .call("create", |s| b.sglab_strategy_batcher().batcher().call_create(s, config_json))
+            .map(|made| made.map_err(w::plugin_error)));
+        let handle = created.map_err(|e| start_err(loaded, "create", e))?.map_err(LoadError::Config)?;
+        let hashes =
+            matches!(bindings, BatcherBindings::V0_1(_)) || loaded.meta.capabilities.contains(&"prefix-hashes");
+        Ok(Self { inst, bindings, handle, tracer: None, nodes: Vec::new(), hashes })
     }
 
     /// Largest linear memory the instance was granted, bytes.
@@ -303,16 +361,33 @@ impl RoutePolicy for WasmRouter {
         if let Some(t) = &mut self.tracer {
             t.nodes(update);
         }
-        let (b, h, u) = (&self.bindings, self.handle, wit::node_update(update));
-        self.inst.call("on-nodes", |s| b.sglab_strategy_router().router().call_on_nodes(s, h, &u))
+        let h = self.handle;
+        match &self.bindings {
+            RouterBindings::V0_2(_) => {
+                wit::merge_update(&mut self.nodes, update);
+                Ok(())
+            }
+            RouterBindings::V0_1(b) => {
+                let u = v0_1::node_update(update);
+                self.inst.call("on-nodes", |s| b.sglab_strategy_router().router().call_on_nodes(s, h, &u))
+            }
+        }
     }
 
     fn route(&mut self, request: &RequestInfo) -> Result<RouteDecision, PolicyError> {
-        let (b, h, r) = (&self.bindings, self.handle, wit::request(request));
-        let decision = self
-            .inst
-            .call("route", |s| b.sglab_strategy_router().router().call_route(s, h, &r))
-            .map(wit::route_decision)?;
+        let h = self.handle;
+        let decision = match &self.bindings {
+            RouterBindings::V0_2(b) => {
+                let (r, nodes) = (wit::request(request, self.hashes), std::mem::take(&mut self.nodes));
+                let router = b.sglab_strategy_router().router();
+                self.inst.call("route", |s| router.call_route(s, h, &nodes, &r)).map(wit::route_decision)?
+            }
+            RouterBindings::V0_1(b) => {
+                let r = v0_1::request(request, true);
+                let router = b.sglab_strategy_router().router();
+                self.inst.call("route", |s| router.call_route(s, h, &r)).map(v0_1::route_decision)?
+            }
+        };
         if let Some(t) = &self.tracer {
             let (reasons, now) = (self.inst.reasons(), self.inst.store.data().now_ns());
             t.trace.route(now, request.id, &decision, &t.in_flight, reasons);
@@ -321,24 +396,32 @@ impl RoutePolicy for WasmRouter {
     }
 
     fn on_dispatched(&mut self, id: RequestId, node: NodeIndex, now: Nanos) -> Result<(), PolicyError> {
-        let (b, h) = (&self.bindings, self.handle);
-        self.inst.call("on-dispatched", |s| b.sglab_strategy_router().router().call_on_dispatched(s, h, id, node, now))
+        let h = self.handle;
+        per_contract!(&self.bindings, RouterBindings, |b, _w| self
+            .inst
+            .call("on-dispatched", |s| b.sglab_strategy_router().router().call_on_dispatched(s, h, id, node, now)))
     }
 
     fn on_first_token(&mut self, id: RequestId, node: NodeIndex, now: Nanos) -> Result<(), PolicyError> {
-        let (b, h) = (&self.bindings, self.handle);
-        self.inst
-            .call("on-first-token", |s| b.sglab_strategy_router().router().call_on_first_token(s, h, id, node, now))
+        let h = self.handle;
+        per_contract!(&self.bindings, RouterBindings, |b, _w| self
+            .inst
+            .call("on-first-token", |s| b.sglab_strategy_router().router().call_on_first_token(s, h, id, node, now)))
     }
 
     fn on_complete(&mut self, done: &Completion) -> Result<(), PolicyError> {
-        let (b, h, c) = (&self.bindings, self.handle, wit::completion(done));
-        self.inst.call("on-complete", |s| b.sglab_strategy_router().router().call_on_complete(s, h, c))
+        let h = self.handle;
+        per_contract!(&self.bindings, RouterBindings, |b, w| {
+            let c = w::completion(done);
+            self.inst.call("on-complete", |s| b.sglab_strategy_router().router().call_on_complete(s, h, c))
+        })
     }
 
     fn on_tick(&mut self, now: Nanos) -> Result<(), PolicyError> {
-        let (b, h) = (&self.bindings, self.handle);
-        self.inst.call("on-tick", |s| b.sglab_strategy_router().router().call_on_tick(s, h, now))
+        let h = self.handle;
+        per_contract!(&self.bindings, RouterBindings, |b, _w| self
+            .inst
+            .call("on-tick", |s| b.sglab_strategy_router().router().call_on_tick(s, h, now)))
     }
 }
 
@@ -348,26 +431,48 @@ impl BatchPolicy for WasmBatcher {
     }
 
     fn on_nodes(&mut self, update: &NodeUpdate) -> Result<(), PolicyError> {
-        let (b, h, u) = (&self.bindings, self.handle, wit::node_update(update));
-        self.inst.call("on-nodes", |s| b.sglab_strategy_batcher().batcher().call_on_nodes(s, h, &u))
+        let h = self.handle;
+        match &self.bindings {
+            BatcherBindings::V0_2(_) => {
+                wit::merge_update(&mut self.nodes, update);
+                Ok(())
+            }
+            BatcherBindings::V0_1(b) => {
+                let u = v0_1::node_update(update);
+                self.inst.call("on-nodes", |s| b.sglab_strategy_batcher().batcher().call_on_nodes(s, h, &u))
+            }
+        }
     }
 
     fn on_arrival(&mut self, request: &RequestInfo) -> Result<(), PolicyError> {
-        let (b, h, r) = (&self.bindings, self.handle, wit::request(request));
-        self.inst.call("on-arrival", |s| b.sglab_strategy_batcher().batcher().call_on_arrival(s, h, &r))
+        let h = self.handle;
+        per_contract!(&self.bindings, BatcherBindings, |b, w| {
+            let r = w::request(request, self.hashes);
+            self.inst.call("on-arrival", |s| b.sglab_strategy_batcher().batcher().call_on_arrival(s, h, &r))
+        })
     }
 
     fn on_complete(&mut self, done: &Completion) -> Result<(), PolicyError> {
-        let (b, h, c) = (&self.bindings, self.handle, wit::completion(done));
-        self.inst.call("on-complete", |s| b.sglab_strategy_batcher().batcher().call_on_complete(s, h, c))
+        let h = self.handle;
+        per_contract!(&self.bindings, BatcherBindings, |b, w| {
+            let c = w::completion(done);
+            self.inst.call("on-complete", |s| b.sglab_strategy_batcher().batcher().call_on_complete(s, h, c))
+        })
     }
 
     fn poll(&mut self, now: Nanos) -> Result<PollResult, PolicyError> {
-        let (b, h) = (&self.bindings, self.handle);
-        let polled = self
-            .inst
-            .call("poll", |s| b.sglab_strategy_batcher().batcher().call_poll(s, h, now))
-            .map(wit::poll_result)?;
+        let h = self.handle;
+        let polled = match &self.bindings {
+            BatcherBindings::V0_2(b) => {
+                let nodes = std::mem::take(&mut self.nodes);
+                let batcher = b.sglab_strategy_batcher().batcher();
+                self.inst.call("poll", |s| batcher.call_poll(s, h, now, &nodes)).map(wit::poll_result)?
+            }
+            BatcherBindings::V0_1(b) => {
+                let batcher = b.sglab_strategy_batcher().batcher();
+                self.inst.call("poll", |s| batcher.call_poll(s, h, now)).map(v0_1::poll_result)?
+            }
+        };
         if let Some(t) = &self.tracer {
             let reasons = self.inst.reasons();
             if !polled.release.is_empty() || !reasons.is_empty() {

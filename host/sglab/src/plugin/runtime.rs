@@ -14,12 +14,16 @@ use wasmtime::{Config, Engine, Store, UpdateDeadline};
 use super::builtin;
 use super::instance::Limits;
 use super::sandbox::{CallBudget, PluginState, RunClock, SandboxConfig};
+use super::v0_1;
 use super::wit::{self, PluginMeta, batcher_world, router_world};
 
-/// The WIT package this host speaks, and the versions it accepts (0.1.x).
+/// The WIT package this host speaks, and the versions it accepts (0.2.x,
+/// and 0.1.x through the adapter in `v0_1`).
 pub const WIT_PACKAGE: &str = "sglab:strategy";
-/// Supported version prefix.
-pub const WIT_VERSION: &str = "0.1";
+/// The current contract's version prefix (what the SDKs build against).
+pub const WIT_VERSION: &str = "0.2";
+/// The frozen contract versions this host still runs.
+pub const WIT_OLDER: &str = "0.1";
 
 /// Epoch ticker period; per-call deadlines are whole ticks.
 pub const TICK: Duration = Duration::from_millis(1);
@@ -84,7 +88,7 @@ pub enum LoadError {
     },
     /// Built against another contract version.
     #[error(
-        "{path} exports {found}, but this sglab supports {WIT_PACKAGE}@{WIT_VERSION}.x; rebuild the plugin against sglab-plugin-sdk {WIT_VERSION}"
+        "{path} exports {found}, but this sglab supports {WIT_PACKAGE}@{WIT_VERSION}.x (and runs {WIT_OLDER}.x); rebuild the plugin against sglab-plugin-sdk {WIT_VERSION}"
     )]
     Version {
         /// File.
@@ -129,7 +133,7 @@ pub struct Loaded {
     pub sha256: String,
     /// Size of the `.wasm`, bytes.
     pub size: usize,
-    /// The contract version it exports, e.g. `0.1.0`.
+    /// The contract version it exports, e.g. `0.2.0`.
     pub wit_version: String,
     /// Its self-description.
     pub meta: PluginMeta,
@@ -139,6 +143,10 @@ pub struct Loaded {
 pub(super) enum Pre {
     Router(router_world::RouterPluginPre<PluginState>),
     Batcher(batcher_world::BatcherPluginPre<PluginState>),
+    /// Built against the frozen contract 0.1 (run through `v0_1`).
+    RouterV0_1(v0_1::router_world::RouterPluginPre<PluginState>),
+    /// Built against the frozen contract 0.1 (run through `v0_1`).
+    BatcherV0_1(v0_1::batcher_world::BatcherPluginPre<PluginState>),
 }
 
 fn cache_root() -> Option<PathBuf> {
@@ -173,6 +181,11 @@ impl Runtime {
         cfg.concurrency_support(false);
         cfg.epoch_interruption(true);
         cfg.wasm_component_model(true);
+        // A profiling aid (docs/performance.md): `perf` can then name the
+        // plugin's functions. Off by default; it writes /tmp/perf-PID.map.
+        if std::env::var_os("SGLAB_WASM_PERFMAP").is_some() {
+            cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&cfg)?;
         let weak = engine.weak();
         std::thread::Builder::new()
@@ -280,17 +293,26 @@ impl Runtime {
             .compile(&bytes, &sha256)
             .map_err(|e| LoadError::Invalid { path: source.clone(), cause: format!("{e:#}") })?;
         let wit_version = self.check_exports(&component, kind, &source)?;
+        let older = wit_version.starts_with(&format!("{WIT_OLDER}."));
         let mut linker = Linker::<PluginState>::new(&self.engine);
         let link = |linker: &mut Linker<PluginState>| -> wasmtime::Result<()> {
             wasmtime_wasi::p2::add_to_linker_sync(linker)?;
-            router_world::RouterPlugin::add_to_linker::<PluginState, HasSelf<PluginState>>(linker, |s| s)
+            if older {
+                v0_1::router_world::RouterPlugin::add_to_linker::<PluginState, HasSelf<PluginState>>(linker, |s| s)
+            } else {
+                router_world::RouterPlugin::add_to_linker::<PluginState, HasSelf<PluginState>>(linker, |s| s)
+            }
         };
         let start_err = |e: wasmtime::Error| LoadError::Start { path: source.clone(), cause: format!("{e:#}") };
         link(&mut linker).map_err(start_err)?;
         let pre = linker.instantiate_pre(&component).map_err(start_err)?;
-        let pre = match kind {
-            Kind::Routing => Pre::Router(router_world::RouterPluginPre::new(pre).map_err(start_err)?),
-            Kind::Batching => Pre::Batcher(batcher_world::BatcherPluginPre::new(pre).map_err(start_err)?),
+        let pre = match (kind, older) {
+            (Kind::Routing, false) => Pre::Router(router_world::RouterPluginPre::new(pre).map_err(start_err)?),
+            (Kind::Batching, false) => Pre::Batcher(batcher_world::BatcherPluginPre::new(pre).map_err(start_err)?),
+            (Kind::Routing, true) => Pre::RouterV0_1(v0_1::router_world::RouterPluginPre::new(pre).map_err(start_err)?),
+            (Kind::Batching, true) => {
+                Pre::BatcherV0_1(v0_1::batcher_world::BatcherPluginPre::new(pre).map_err(start_err)?)
+            }
         };
         let meta = self.read_info(&pre, &source, limits)?;
         Ok(Loaded { source, sha256, size: bytes.len(), wit_version, meta, pre })
@@ -306,7 +328,8 @@ impl Runtime {
             return Err(LoadError::Kind { path: source.to_owned(), want: kind.as_str(), found });
         };
         let version = &found[prefix.len()..];
-        let compatible = version.strip_prefix(WIT_VERSION).is_some_and(|rest| rest.starts_with('.'));
+        let compatible =
+            [WIT_VERSION, WIT_OLDER].iter().any(|v| version.strip_prefix(v).is_some_and(|rest| rest.starts_with('.')));
         if !compatible {
             return Err(LoadError::Version { path: source.to_owned(), found: found.clone() });
         }
@@ -327,7 +350,7 @@ impl Runtime {
         let err = |e: wasmtime::Error| {
             let mut cause = format!("info() failed: {e:#}");
             if cause.contains("exceeds memory limits") {
-                let key = if matches!(pre, Pre::Router(_)) { "routing" } else { "batching" };
+                let key = if matches!(pre, Pre::Router(_) | Pre::RouterV0_1(_)) { "routing" } else { "batching" };
                 cause.push_str(&format!(
                     "; its memory cap is {} MiB: raise [{key}] memory_mib (a Python plugin needs at least 16)",
                     limits.memory_bytes >> 20
@@ -335,12 +358,22 @@ impl Runtime {
             }
             LoadError::Start { path: source.to_owned(), cause }
         };
-        let info = match pre {
-            Pre::Router(p) => p.instantiate(&mut store).and_then(|b| b.sglab_strategy_router().call_info(&mut store)),
-            Pre::Batcher(p) => p.instantiate(&mut store).and_then(|b| b.sglab_strategy_batcher().call_info(&mut store)),
+        let s = &mut store;
+        match pre {
+            Pre::Router(p) => {
+                p.instantiate(&mut *s).and_then(|b| b.sglab_strategy_router().call_info(s)).map(wit::plugin_meta)
+            }
+            Pre::Batcher(p) => {
+                p.instantiate(&mut *s).and_then(|b| b.sglab_strategy_batcher().call_info(s)).map(wit::plugin_meta)
+            }
+            Pre::RouterV0_1(p) => {
+                p.instantiate(&mut *s).and_then(|b| b.sglab_strategy_router().call_info(s)).map(v0_1::plugin_meta)
+            }
+            Pre::BatcherV0_1(p) => {
+                p.instantiate(&mut *s).and_then(|b| b.sglab_strategy_batcher().call_info(s)).map(v0_1::plugin_meta)
+            }
         }
-        .map_err(err)?;
-        Ok(wit::plugin_meta(info))
+        .map_err(err)
     }
 
     /// A fresh sandboxed store.

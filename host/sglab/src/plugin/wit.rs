@@ -29,107 +29,168 @@ pub mod batcher_world {
 pub use router_world::sglab::strategy::host::{self as wit_host, LogLevel};
 pub use router_world::sglab::strategy::types as wt;
 
-impl wt::Host for PluginState {}
+/// Implements a contract version's `types` and `host` traits for
+/// [`PluginState`] (the same host functions in every version).
+macro_rules! host_functions {
+    ($types:path, $host:path) => {
+        impl $types for PluginState {}
 
-impl wit_host::Host for PluginState {
-    fn now_ns(&mut self) -> u64 {
-        PluginState::now_ns(self)
-    }
+        impl $host for PluginState {
+            fn now_ns(&mut self) -> u64 {
+                PluginState::now_ns(self)
+            }
 
-    fn log(&mut self, level: LogLevel, message: String) {
-        let level = match level {
-            LogLevel::Trace => tracing::Level::TRACE,
-            LogLevel::Debug => tracing::Level::DEBUG,
-            LogLevel::Info => tracing::Level::INFO,
-            LogLevel::Warn => tracing::Level::WARN,
-            LogLevel::Error => tracing::Level::ERROR,
-        };
-        PluginState::log(self, level, &message);
-    }
+            fn log(&mut self, level: LogLevel, message: String) {
+                let level = match level {
+                    LogLevel::Trace => tracing::Level::TRACE,
+                    LogLevel::Debug => tracing::Level::DEBUG,
+                    LogLevel::Info => tracing::Level::INFO,
+                    LogLevel::Warn => tracing::Level::WARN,
+                    LogLevel::Error => tracing::Level::ERROR,
+                };
+                PluginState::log(self, level, &message);
+            }
 
-    fn random_u64(&mut self) -> u64 {
-        PluginState::random_u64(self)
-    }
+            fn random_u64(&mut self) -> u64 {
+                PluginState::random_u64(self)
+            }
 
-    fn prompt_text(&mut self, id: u64) -> Option<String> {
-        PluginState::prompt_text(self, id)
-    }
+            fn prompt_text(&mut self, id: u64) -> Option<String> {
+                PluginState::prompt_text(self, id)
+            }
+        }
+    };
 }
+pub(super) use host_functions;
 
-/// Core request -> WIT record.
-pub fn request(r: &core::RequestInfo) -> wt::RequestInfo {
-    wt::RequestInfo {
-        id: r.id,
-        arrival_ns: r.arrival_ns,
-        input_tokens: r.input_tokens,
-        max_new_tokens: r.max_new_tokens,
-        prefix_hashes: r.prefix_hashes.clone(),
-        prefix_block_tokens: r.prefix_block_tokens,
-        priority: r.priority,
-        session: r.session,
+host_functions!(wt::Host, wit_host::Host);
+
+/// The conversions between the core's types and a contract version's
+/// `types` (`wt` at the call site), the same in every version. Each
+/// version's module expands it once.
+macro_rules! conversions {
+    () => {
+        /// Core request -> WIT record; `hashes`: the plugin has the
+        /// `prefix-hashes` capability (otherwise the list goes empty: lifting it
+        /// into a Python plugin costs about 0.25 µs per hash).
+        pub fn request(r: &core::RequestInfo, hashes: bool) -> wt::RequestInfo {
+            wt::RequestInfo {
+                id: r.id,
+                arrival_ns: r.arrival_ns,
+                input_tokens: r.input_tokens,
+                max_new_tokens: r.max_new_tokens,
+                prefix_hashes: if hashes { r.prefix_hashes.clone() } else { Vec::new() },
+                prefix_block_tokens: r.prefix_block_tokens,
+                priority: r.priority,
+                session: r.session,
+            }
+        }
+
+        pub fn node(n: &core::NodeState) -> wt::NodeState {
+            wt::NodeState {
+                index: n.index,
+                healthy: n.healthy,
+                in_flight: n.in_flight,
+                waiting_first_token: n.waiting_first_token,
+                in_flight_input_tokens: n.in_flight_input_tokens,
+                remaining_output_tokens: n.remaining_output_tokens,
+                completed: n.completed,
+                failed: n.failed,
+                ewma_ttft_ns: n.ewma_ttft_ns,
+                ewma_itl_ns: n.ewma_itl_ns,
+                server: n.server.map(|s| wt::ServerSnapshot {
+                    running: s.running,
+                    queued: s.queued,
+                    kv_usage: s.kv_usage,
+                    cache_hit_rate: s.cache_hit_rate,
+                    age_ns: s.age_ns,
+                }),
+            }
+        }
+
+        /// Core completion -> WIT record.
+        pub fn completion(c: &core::Completion) -> wt::Completion {
+            wt::Completion {
+                id: c.id,
+                node: c.node,
+                outcome: match c.outcome {
+                    core::Outcome::Ok => wt::Outcome::Ok,
+                    core::Outcome::Error => wt::Outcome::Error,
+                    core::Outcome::Cancelled => wt::Outcome::Cancelled,
+                },
+                ttft_ns: c.ttft_ns,
+                latency_ns: c.latency_ns,
+                input_tokens: c.input_tokens,
+                output_tokens: c.output_tokens,
+            }
+        }
+
+        /// WIT route decision -> core.
+        pub fn route_decision(d: wt::RouteDecision) -> core::RouteDecision {
+            match d {
+                wt::RouteDecision::Dispatch(n) => core::RouteDecision::Dispatch(n),
+                wt::RouteDecision::Defer(t) => core::RouteDecision::Defer(t),
+                wt::RouteDecision::Reject(r) => core::RouteDecision::Reject(match r {
+                    wt::RejectReason::NoHealthyNode => core::RejectReason::NoHealthyNode,
+                    wt::RejectReason::OverCapacity => core::RejectReason::OverCapacity,
+                    wt::RejectReason::Policy => core::RejectReason::Policy,
+                }),
+            }
+        }
+
+        /// WIT poll result -> core.
+        pub fn poll_result(p: wt::PollResult) -> core::PollResult {
+            core::PollResult { release: p.release, wake_at: p.wake_at }
+        }
+
+        /// WIT plugin-info -> host description.
+        pub fn plugin_meta(i: wt::PluginInfo) -> super::wit::PluginMeta {
+            super::wit::PluginMeta {
+                name: i.name,
+                version: i.version,
+                kind: match i.kind {
+                    wt::PluginKind::Router => "routing",
+                    wt::PluginKind::Batcher => "batching",
+                },
+                description: i.description,
+                options: i
+                    .options
+                    .into_iter()
+                    .map(|o| super::wit::OptionMeta {
+                        name: o.name,
+                        value_type: o.value_type,
+                        default: o.default_value,
+                        help: o.help,
+                    })
+                    .collect(),
+                capabilities: i.capabilities.into_iter().map(capability_name).collect(),
+            }
+        }
+
+        /// WIT plugin-error -> message.
+        pub fn plugin_error(e: wt::PluginError) -> String {
+            match e {
+                wt::PluginError::InvalidConfig(m) => m,
+                wt::PluginError::Internal(m) => format!("internal error: {m}"),
+            }
+        }
+    };
+}
+pub(super) use conversions;
+
+conversions!();
+
+/// Folds delta `u` into the changes not yet delivered: the plugin
+/// receives node changes with its next `route`/`poll` (contract 0.2), so
+/// two deltas in between become one, each node's latest state once, in
+/// first-change order.
+pub fn merge_update(pending: &mut Vec<wt::NodeState>, u: &core::NodeUpdate) {
+    for n in &u.changed {
+        match pending.iter_mut().find(|c| c.index == n.index) {
+            Some(slot) => *slot = node(n),
+            None => pending.push(node(n)),
+        }
     }
-}
-
-fn node(n: &core::NodeState) -> wt::NodeState {
-    wt::NodeState {
-        index: n.index,
-        healthy: n.healthy,
-        in_flight: n.in_flight,
-        waiting_first_token: n.waiting_first_token,
-        in_flight_input_tokens: n.in_flight_input_tokens,
-        remaining_output_tokens: n.remaining_output_tokens,
-        completed: n.completed,
-        failed: n.failed,
-        ewma_ttft_ns: n.ewma_ttft_ns,
-        ewma_itl_ns: n.ewma_itl_ns,
-        server: n.server.map(|s| wt::ServerSnapshot {
-            running: s.running,
-            queued: s.queued,
-            kv_usage: s.kv_usage,
-            cache_hit_rate: s.cache_hit_rate,
-            age_ns: s.age_ns,
-        }),
-    }
-}
-
-/// Core node delta -> WIT record.
-pub fn node_update(u: &core::NodeUpdate) -> wt::NodeUpdate {
-    wt::NodeUpdate { generation: u.generation, node_count: u.node_count, changed: u.changed.iter().map(node).collect() }
-}
-
-/// Core completion -> WIT record.
-pub fn completion(c: &core::Completion) -> wt::Completion {
-    wt::Completion {
-        id: c.id,
-        node: c.node,
-        outcome: match c.outcome {
-            core::Outcome::Ok => wt::Outcome::Ok,
-            core::Outcome::Error => wt::Outcome::Error,
-            core::Outcome::Cancelled => wt::Outcome::Cancelled,
-        },
-        ttft_ns: c.ttft_ns,
-        latency_ns: c.latency_ns,
-        input_tokens: c.input_tokens,
-        output_tokens: c.output_tokens,
-    }
-}
-
-/// WIT route decision -> core.
-pub fn route_decision(d: wt::RouteDecision) -> core::RouteDecision {
-    match d {
-        wt::RouteDecision::Dispatch(n) => core::RouteDecision::Dispatch(n),
-        wt::RouteDecision::Defer(t) => core::RouteDecision::Defer(t),
-        wt::RouteDecision::Reject(r) => core::RouteDecision::Reject(match r {
-            wt::RejectReason::NoHealthyNode => core::RejectReason::NoHealthyNode,
-            wt::RejectReason::OverCapacity => core::RejectReason::OverCapacity,
-            wt::RejectReason::Policy => core::RejectReason::Policy,
-        }),
-    }
-}
-
-/// WIT poll result -> core.
-pub fn poll_result(p: wt::PollResult) -> core::PollResult {
-    core::PollResult { release: p.release, wake_at: p.wake_at }
 }
 
 /// A plugin's self-description, in host terms (serialised into results).
@@ -162,35 +223,10 @@ pub struct OptionMeta {
     pub help: String,
 }
 
-/// WIT plugin-info -> host description.
-pub fn plugin_meta(i: wt::PluginInfo) -> PluginMeta {
-    PluginMeta {
-        name: i.name,
-        version: i.version,
-        kind: match i.kind {
-            wt::PluginKind::Router => "routing",
-            wt::PluginKind::Batcher => "batching",
-        },
-        description: i.description,
-        options: i
-            .options
-            .into_iter()
-            .map(|o| OptionMeta { name: o.name, value_type: o.value_type, default: o.default_value, help: o.help })
-            .collect(),
-        capabilities: i
-            .capabilities
-            .into_iter()
-            .map(|c| match c {
-                wt::Capability::PromptText => "prompt-text",
-            })
-            .collect(),
-    }
-}
-
-/// WIT plugin-error -> message.
-pub fn plugin_error(e: wt::PluginError) -> String {
-    match e {
-        wt::PluginError::InvalidConfig(m) => m,
-        wt::PluginError::Internal(m) => format!("internal error: {m}"),
+/// The name a contract-0.2 capability goes by in results.
+fn capability_name(c: wt::Capability) -> &'static str {
+    match c {
+        wt::Capability::PromptText => "prompt-text",
+        wt::Capability::PrefixHashes => "prefix-hashes",
     }
 }

@@ -16,16 +16,15 @@ class Batcher(wit.Batcher):
         b.nodes = NodeTable()
         return b
 
-    def on_nodes(self, update) -> None:
-        self.nodes.apply(update)
-
     def on_arrival(self, request) -> None:
         self.p.on_arrival(request, self.nodes)
 
     def on_complete(self, done) -> None:
         self.p.on_complete(done, self.nodes)
 
-    def poll(self, now: int):
+    def poll(self, now: int, changed):
+        if changed:
+            self.nodes.apply(changed)
         r = self.p.poll(now, self.nodes)
         if type(r) is not types.PollResult:
             raise TypeError(f"poll() returned {r!r}: return PollResult(release_ids, wake_at)")

@@ -18,10 +18,9 @@ class Router(wit.Router):
         r.nodes = NodeTable()
         return r
 
-    def on_nodes(self, update) -> None:
-        self.nodes.apply(update)
-
-    def route(self, request):
+    def route(self, changed, request):
+        if changed:
+            self.nodes.apply(changed)
         d = self.p.route(request, self.nodes)
         if type(d) not in _DECISIONS:
             raise TypeError(f"route() returned {d!r}: return dispatch(node), defer(until_ns) or reject(reason)")

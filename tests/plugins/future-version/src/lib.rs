@@ -1,12 +1,12 @@
 //! Test plugin built against a future, incompatible contract
-//! (`sglab:strategy@0.2.0`). The host must refuse it at load time, naming
+//! (`sglab:strategy@0.3.0`). The host must refuse it at load time, naming
 //! the version it found and the one it supports.
 
 #[cfg(target_arch = "wasm32")]
 mod bindings {
     wit_bindgen::generate!({
         inline: "
-            package sglab:strategy@0.2.0;
+            package sglab:strategy@0.3.0;
             interface router {
                 info: func() -> string;
             }
