@@ -14,8 +14,10 @@
 
 mod files;
 mod ids;
+mod routing_text;
 
 pub use ids::{Ids, TokenIds};
+pub use routing_text::RoutingTexts;
 
 use crate::config::{Backend, Dataset, Workload};
 use crate::rng::Rng;

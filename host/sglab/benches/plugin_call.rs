@@ -73,13 +73,13 @@ fn router(nodes: u32) -> WasmRouter {
 
 /// 1,024 prompts of about 2,000 characters in 64 groups sharing a
 /// 1,500-character prefix (what cache-aware's tree sees).
-fn prompts() -> std::sync::Arc<Vec<String>> {
+fn prompts() -> std::sync::Arc<Vec<sglab_core::workload::Prompt>> {
     let text = |i: usize| {
         let prefix: String = (0..300).map(|w| format!("g{}w{w} ", i % 64)).collect();
         let own: String = (0..100).map(|w| format!("q{i}w{w} ")).collect();
         prefix + &own
     };
-    std::sync::Arc::new((0..1024).map(text).collect())
+    std::sync::Arc::new((0..1024).map(|i| sglab_core::workload::Prompt::Text(text(i))).collect())
 }
 
 const ROUTERS: &[(&str, &str)] = &[

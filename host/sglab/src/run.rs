@@ -162,7 +162,7 @@ fn load_plugins(cfg: &experiment::Loaded, clock: &RunClock, specs: &[RequestSpec
     // Only plugins that asked for the prompt-text capability get the prompts.
     let wants = |l: &Loaded| l.meta.capabilities.contains(&"prompt-text");
     if wants(&batching) || wants(&routing) {
-        let texts = prepare::prompt_texts(specs);
+        let texts = prepare::prompts(specs);
         if wants(&batching) {
             batcher.grant_prompts(texts.clone());
         }

@@ -42,7 +42,7 @@ fn cache_aware_follows_sglang_router_thresholds() {
     ];
     let config = r#"{"balance_abs_threshold": 4, "balance_rel_threshold": 1.5}"#;
     let mut r = router("cache-aware", config, 2);
-    r.grant_prompts(Arc::new(texts.iter().map(|t| t.to_string()).collect()));
+    r.grant_prompts(Arc::new(texts.iter().map(|t| sglab_core::workload::Prompt::Text(t.to_string())).collect()));
     let script: [(&[(u32, bool)], u32); 10] = [
         (&[(0, true), (0, true)], 0),
         (&[(1, true), (0, true)], 1),

@@ -62,6 +62,16 @@ impl TokenIds {
         Ids { head: self.head.iter(), tail: self.tail.clone() }
     }
 
+    /// The shared head (a system prompt, or all the ids).
+    pub fn head(&self) -> &Arc<[u32]> {
+        &self.head
+    }
+
+    /// The ids after the head, in order (regenerated).
+    pub fn tail(&self) -> Ids<'_> {
+        Ids { head: [].iter(), tail: self.tail.clone() }
+    }
+
     /// The ids as a vector.
     pub fn to_vec(&self) -> Vec<u32> {
         let mut v = Vec::with_capacity(self.len());

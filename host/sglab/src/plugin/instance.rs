@@ -251,8 +251,8 @@ fn start_err(loaded: &Loaded, what: &str, e: PolicyError) -> LoadError {
 }
 
 impl Instance {
-    fn grant_prompts(&mut self, prompts: std::sync::Arc<Vec<String>>) {
-        self.store.data_mut().prompts = Some(prompts);
+    fn grant_prompts(&mut self, prompts: std::sync::Arc<Vec<sglab_core::workload::Prompt>>) {
+        self.store.data_mut().prompts = Some((prompts, sglab_core::workload::RoutingTexts::default()));
     }
 
     fn tracer(&mut self, trace: Arc<DecisionTrace>) -> Tracer {
@@ -273,7 +273,7 @@ impl WasmRouter {
 
     /// Gives the plugin `host.prompt-text` (only call when it asked for the
     /// `prompt-text` capability).
-    pub fn grant_prompts(&mut self, prompts: std::sync::Arc<Vec<String>>) {
+    pub fn grant_prompts(&mut self, prompts: std::sync::Arc<Vec<sglab_core::workload::Prompt>>) {
         self.inst.grant_prompts(prompts);
     }
 
@@ -315,7 +315,7 @@ impl WasmBatcher {
 
     /// Gives the plugin `host.prompt-text` (only call when it asked for the
     /// `prompt-text` capability).
-    pub fn grant_prompts(&mut self, prompts: std::sync::Arc<Vec<String>>) {
+    pub fn grant_prompts(&mut self, prompts: std::sync::Arc<Vec<sglab_core::workload::Prompt>>) {
         self.inst.grant_prompts(prompts);
     }
 

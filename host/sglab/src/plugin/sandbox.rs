@@ -339,9 +339,9 @@ pub struct PluginState {
     clock: RunClock,
     rng: Rng,
     logged: u32,
-    /// Prompt texts by request id, when the plugin was granted `prompt-text`
-    /// and the workload has text.
-    pub prompts: Option<Arc<Vec<String>>>,
+    /// Prompts by request id, when the plugin was granted `prompt-text`
+    /// (their routing text is made per call).
+    pub prompts: Option<(Arc<Vec<sglab_core::workload::Prompt>>, sglab_core::workload::RoutingTexts)>,
     /// The current call's budget, checked by the epoch callback.
     pub call: Option<CallBudget>,
     /// With `--trace-decisions`: the lines logged during the current call,
@@ -443,8 +443,9 @@ impl PluginState {
     }
 
     /// `host.prompt-text`.
-    pub fn prompt_text(&self, id: u64) -> Option<String> {
-        self.prompts.as_ref().and_then(|p| p.get(id as usize).cloned())
+    pub fn prompt_text(&mut self, id: u64) -> Option<String> {
+        let (prompts, texts) = self.prompts.as_mut()?;
+        Some(texts.text(prompts.get(id as usize)?))
     }
 }
 
