@@ -18,8 +18,17 @@ fn chromium() -> PathBuf {
     panic!("no chromium: scripts/test.sh installs Debian's chromium package (or set SGLAB_CHROMIUM)")
 }
 
-const PLOTS: [&str; 6] =
-    ["ttft_cdf.svg", "total_latency_cdf.svg", "itl_cdf.svg", "timeline.svg", "throughput.svg", "node_load.svg"];
+/// The plots of a run without `results.tokens_csv`: the per-request TPOT
+/// CDF stands in for the per-token ITL CDF, under its own name.
+const PLOTS: [&str; 7] = [
+    "ttft_cdf.svg",
+    "total_latency_cdf.svg",
+    "tpot_cdf.svg",
+    "timeline.svg",
+    "throughput.svg",
+    "requests_per_s.svg",
+    "node_load.svg",
+];
 
 #[test]
 fn report_renders_in_headless_chromium_and_compare_prints_ratios() {
@@ -38,6 +47,19 @@ fn report_renders_in_headless_chromium_and_compare_prints_ratios() {
         let svg = std::fs::read_to_string(dir.join("plots").join(p)).unwrap();
         assert!(svg.contains("<polyline"), "{p} has no data line");
     }
+    assert!(!dir.join("plots/itl_cdf.svg").exists(), "no per-token ITL CDF without token times");
+    // One peak definition: the throughput plot's title and the summary's
+    // peak come from the same 1-second bins (throughput_1s.csv).
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let peak = summary["metrics"]["peak_output_token_throughput"].as_f64().unwrap();
+    let bins = read_csv(&dir.join("throughput_1s.csv"));
+    let most = bins.rows.iter().map(|r| num(r, "output_tokens")).fold(0.0, f64::max);
+    assert_eq!(most, peak, "the bins are the summary's");
+    let tokens: f64 = bins.rows.iter().map(|r| num(r, "output_tokens")).sum();
+    assert_eq!(tokens, summary["metrics"]["tokens"]["output"].as_f64().unwrap(), "every output token binned");
+    let svg = std::fs::read_to_string(dir.join("plots/throughput.svg")).unwrap();
+    assert!(svg.contains(&format!("peak {peak:.0} tok/s")), "the plot names the summary's peak");
     let profile = s.path.join("chromium-profile");
     let out = Command::new(chromium())
         .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"])
@@ -62,6 +84,10 @@ fn report_renders_in_headless_chromium_and_compare_prints_ratios() {
     let text = stdout(&out);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(text.contains("| request throughput (req/s) |") && text.contains("(1.00x)"), "{text}");
+    // TTFT from arrival leads, and each TTFT row says where it starts.
+    let total = text.find("| ttft_total mean (from arrival) (ms) |").expect("ttft_total row");
+    let sent = text.find("| ttft mean (from sending) (ms) |").expect("ttft row");
+    assert!(total < sent, "{text}");
     for f in ["compare.md", "ttft_cdf.svg", "total_latency_cdf.svg"] {
         assert!(s.path.join("cmp").join(f).is_file(), "{f}");
     }

@@ -271,6 +271,13 @@ impl TokenStats {
         }
     }
 
+    /// Output tokens of ok requests per 1-second bin from run start, by
+    /// the time each token arrived (what `peak_output_token_throughput`
+    /// is the largest of).
+    pub fn per_second(&self) -> &[u64] {
+        &self.per_second
+    }
+
     /// The token statistics of `records`.
     pub fn of(records: &[RequestRecord]) -> Self {
         let mut s = Self::default();

@@ -29,8 +29,12 @@ const METRICS: &[(&str, Metric, f64, &str)] = &[
     ("output token throughput", |m| Some(m.output_token_throughput), 1.0, "tok/s"),
     ("mean in flight", |m| Some(m.mean_concurrency), 1.0, ""),
     ("prefix cache hit rate", |m| m.prefix_cache_hit_rate, 100.0, "%"),
-    ("ttft mean", |m| stat(&m.ttft, |d| d.mean), 1e3, "ms"),
-    ("ttft p99", |m| stat(&m.ttft, |d| d.p99), 1e3, "ms"),
+    // TTFT from arrival first: it includes the client queue, so a batcher
+    // that holds requests back cannot look faster than it is.
+    ("ttft_total mean (from arrival)", |m| stat(&m.ttft_total, |d| d.mean), 1e3, "ms"),
+    ("ttft_total p99 (from arrival)", |m| stat(&m.ttft_total, |d| d.p99), 1e3, "ms"),
+    ("ttft mean (from sending)", |m| stat(&m.ttft, |d| d.mean), 1e3, "ms"),
+    ("ttft p99 (from sending)", |m| stat(&m.ttft, |d| d.p99), 1e3, "ms"),
     ("tpot mean", |m| stat(&m.tpot, |d| d.mean), 1e3, "ms"),
     ("itl p99", |m| stat(&m.itl, |d| d.p99), 1e3, "ms"),
     ("server latency mean", |m| stat(&m.server_latency, |d| d.mean), 1e3, "ms"),

@@ -65,7 +65,8 @@ pub fn xy(
 ) -> anyhow::Result<()> {
     let x_max = series.iter().flat_map(|(_, v)| v.iter().map(|p| p.0)).fold(0.0f64, f64::max).max(1e-9);
     let y_max = series.iter().flat_map(|(_, v)| v.iter().map(|p| p.1)).fold(0.0f64, f64::max).max(1.0) * 1.1;
-    draw(path, title, (x_label, y_label), (x_max, y_max), series, true)
+    // A legend only tells lines apart: one line needs none (it would cover data).
+    draw(path, title, (x_label, y_label), (x_max, y_max), series, series.len() > 1)
 }
 
 /// One line chart over [0, max.0] x [0, max.1], a line per series, with a

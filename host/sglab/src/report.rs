@@ -139,7 +139,10 @@ pub fn generate(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         "Total latency (arrival to finish)",
         ok.iter().filter_map(|r| r.derived().total_latency).map(|v| v * 1e3).collect(),
     )?;
-    let itl: Vec<f64> = match read_csv(&dir.join("tokens.csv")) {
+    // The ITL CDF is per token, as the summary's `itl`: it needs every
+    // token's time (tokens.csv). Without them the per-request mean
+    // (`tpot`) is what there is, and its plot says so.
+    match read_csv(&dir.join("tokens.csv")) {
         Ok((_, rows)) => {
             let mut last: std::collections::HashMap<&str, (f64, f64)> = std::collections::HashMap::new();
             let mut out = Vec::new();
@@ -151,11 +154,14 @@ pub fn generate(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
                     out.extend(std::iter::repeat_n((t - t0) / (n - n0) * 1e3, (n - n0) as usize));
                 }
             }
-            out
+            plot_cdf("itl_cdf.svg", "Inter-token latency (per token)", out)?;
         }
-        Err(_) => ok.iter().filter_map(|r| r.derived().tpot).map(|v| v * 1e3).collect(),
-    };
-    plot_cdf("itl_cdf.svg", "Inter-token latency", itl)?;
+        Err(_) => plot_cdf(
+            "tpot_cdf.svg",
+            "Time per output token (per request mean; results.tokens_csv = true for per-token ITL)",
+            ok.iter().filter_map(|r| r.derived().tpot).map(|v| v * 1e3).collect(),
+        )?,
+    }
 
     let end = summary.metrics.duration_s;
     let rows = timeline::exact(&records, nodes);
@@ -182,24 +188,49 @@ pub fn generate(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     plots::lines(&p, "Requests over time: client view and server reports", "requests", &series)?;
     made.push(p);
 
-    let secs = end.ceil().max(1.0) as usize;
-    let (mut toks, mut reqs) = (vec![0.0; secs + 1], vec![0.0; secs + 1]);
-    for r in &ok {
-        if let Some(f) = r.finish {
-            let b = ((f as f64 / 1e9) as usize).min(secs);
-            toks[b] += r.decode_length as f64;
-            reqs[b] += 1.0;
+    // Throughput per 1-second bin, from throughput_1s.csv (the summary's
+    // bins: tokens by arrival, so the plot's peak is the summary's peak).
+    // One quantity per plot; bins drawn as steps; a last bin shorter than
+    // a second is left out rather than drawn as a false dive.
+    let (tokens, finished, by) = match read_csv(&dir.join("throughput_1s.csv")) {
+        Ok((_, rows)) => {
+            let v = |r: &Vec<String>, i: usize| r.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+            (rows.iter().map(|r| v(r, 1)).collect(), rows.iter().map(|r| v(r, 2)).collect(), "token arrival")
         }
-    }
+        // A run from before the file existed: tokens by finish time.
+        Err(_) => {
+            let secs = end.ceil().max(1.0) as usize;
+            let (mut toks, mut reqs) = (vec![0.0; secs], vec![0.0; secs]);
+            for r in &ok {
+                if let Some(f) = r.finish {
+                    let b = ((f as f64 / 1e9) as usize).min(secs - 1);
+                    toks[b] += r.decode_length as f64;
+                    reqs[b] += 1.0;
+                }
+            }
+            (toks, reqs, "request finish")
+        }
+    };
+    let full = (end.floor() as usize).max(1);
+    let binned = |v: &Vec<f64>| -> Vec<(f64, f64)> {
+        let v = &v[..v.len().min(full)];
+        let mut pts = plots::steps(v.iter().enumerate().map(|(i, &x)| (i as f64, x)));
+        if let Some(&(_, last)) = pts.last() {
+            pts.push((v.len() as f64, last));
+        }
+        pts
+    };
+    let peak = tokens.iter().copied().fold(0.0f64, f64::max);
     let p = plots_dir.join("throughput.svg");
+    let title = format!("Output tokens per second (1-s bins by {by}; peak {peak:.0} tok/s)");
+    plots::lines(&p, &title, "output tokens / s", &[("output tokens / s".into(), binned(&tokens))])?;
+    made.push(p);
+    let p = plots_dir.join("requests_per_s.svg");
     plots::lines(
         &p,
-        "Throughput per second (by finish time)",
-        "per second",
-        &[
-            ("output tokens / s".into(), toks.iter().enumerate().map(|(i, &v)| (i as f64, v)).collect()),
-            ("requests / s".into(), reqs.iter().enumerate().map(|(i, &v)| (i as f64, v)).collect()),
-        ],
+        "Requests finished per second (1-s bins)",
+        "requests / s",
+        &[("requests finished / s".into(), binned(&finished))],
     )?;
     made.push(p);
     let node_series: Vec<(String, Vec<(f64, f64)>)> = (0..nodes)

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use anyhow::Context as _;
-use sglab_core::record::{CSV_HEADER, RequestRecord};
+use sglab_core::record::{CSV_HEADER, RequestRecord, Status};
 use sglab_core::stats::{Dist, Summary, TokenStats};
 
 /// Creates `<parent>/<stamp>/` (with a `-2`, `-3`... suffix if taken) and
@@ -278,6 +278,30 @@ impl Drop for Staged {
         // After a commit the temporary name is gone and this does nothing.
         let _ = std::fs::remove_file(&self.tmp);
     }
+}
+
+/// Writes `throughput_1s.csv`: per 1-second bin from the run start, the
+/// output tokens that arrived in it (the bins whose largest is the
+/// summary's `peak_output_token_throughput`) and the requests that
+/// finished ok in it. The report's throughput plots read it, so the plot
+/// and the summary define the peak alike.
+pub fn write_throughput(dir: &Path, tokens_per_second: &[u64], records: &[RequestRecord]) -> anyhow::Result<()> {
+    let mut finished: Vec<u64> = Vec::new();
+    for r in records.iter().filter(|r| r.status == Status::Ok) {
+        if let Some(f) = r.finish {
+            let bin = (f / 1_000_000_000) as usize;
+            if finished.len() <= bin {
+                finished.resize(bin + 1, 0);
+            }
+            finished[bin] += 1;
+        }
+    }
+    let mut out = String::from("second,output_tokens,finished_requests\n");
+    for b in 0..tokens_per_second.len().max(finished.len()) {
+        let (t, f) = (tokens_per_second.get(b).copied().unwrap_or(0), finished.get(b).copied().unwrap_or(0));
+        out.push_str(&format!("{b},{t},{f}\n"));
+    }
+    write_atomic(&dir.join("throughput_1s.csv"), out.as_bytes())
 }
 
 /// Writes `timeline.csv` (exact, one row per change) and

@@ -56,6 +56,7 @@ pub fn finish(
     let Driven { out, records, token_stats, cpu_s, wall_s, started_wall, nodes, router, virtual_time } = d;
     let w = &exp.workload;
     super::release_freed_memory();
+    results::write_throughput(dir, token_stats.per_second(), &records)?;
     let mut summary = Summary::from_parts(&records, &exp.slo, token_stats);
     if count == TokenCount::Approximate {
         // The client only estimated text prompt lengths: no comparison.

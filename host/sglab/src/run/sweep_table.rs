@@ -22,6 +22,11 @@ const COLUMNS: &[(&str, Metric, f64)] = &[
     ("tpot_mean_ms", |m| stat(&m.tpot, |d| d.mean), 1e3),
     ("itl_p99_ms", |m| stat(&m.itl, |d| d.p99), 1e3),
     ("total_latency_p99_ms", |m| stat(&m.total_latency, |d| d.p99), 1e3),
+    // Added later, so at the end (existing columns keep their order): TTFT
+    // from arrival, which counts the client queue (`ttft_*` above start at
+    // sending).
+    ("ttft_total_mean_ms", |m| stat(&m.ttft_total, |d| d.mean), 1e3),
+    ("ttft_total_p99_ms", |m| stat(&m.ttft_total, |d| d.p99), 1e3),
 ];
 
 /// A point's summary, if it has a readable one (a point still running, or
@@ -135,6 +140,7 @@ fn plot_vs_rate(base: &Path, done: &[(PointMeta, PathBuf)], keys: &[&str]) -> an
         if parts.is_empty() { "run".to_owned() } else { parts.join(", ") }
     };
     let mut plots: Vec<(&str, &str, Metric, crate::plots::Series)> = vec![
+        ("ttft_total_p50_vs_rate.svg", "ttft_total p50 (from arrival)", |m| stat(&m.ttft_total, |d| d.p50), Vec::new()),
         ("ttft_p50_vs_rate.svg", "ttft p50", |m| stat(&m.ttft, |d| d.p50), Vec::new()),
         ("ttft_p99_vs_rate.svg", "ttft p99", |m| stat(&m.ttft, |d| d.p99), Vec::new()),
         ("total_latency_p99_vs_rate.svg", "total_latency p99", |m| stat(&m.total_latency, |d| d.p99), Vec::new()),
