@@ -38,6 +38,18 @@ fn report_renders_in_headless_chromium_and_compare_prints_ratios() {
     for _ in 0..2 {
         let out = run_experiment(&s.path, &exp, &[]);
         assert!(out.status.success(), "{}", stderr(&out));
+        // The table says what ran above it.
+        let text = stdout(&out);
+        let head: Vec<&str> = text.lines().take(4).collect();
+        assert!(
+            head[0].starts_with("sglab 0.1.0") && head[0].contains("| experiment report | real clock | seed 7"),
+            "{text}"
+        );
+        assert!(
+            head[1].starts_with("workload   shared-prefix via sglang, 12 requests | arrival poisson 30 req/s"),
+            "{text}"
+        );
+        assert!(head[2].starts_with("nodes      ") && head[3].contains("batching immediate"), "{text}");
     }
     let mut runs: Vec<PathBuf> =
         std::fs::read_dir(s.path.join("results/report")).unwrap().map(|e| e.unwrap().path()).collect();
@@ -52,6 +64,7 @@ fn report_renders_in_headless_chromium_and_compare_prints_ratios() {
     // peak come from the same 1-second bins (throughput_1s.csv).
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["sglab"]["version"], "0.1.0");
     let peak = summary["metrics"]["peak_output_token_throughput"].as_f64().unwrap();
     let bins = read_csv(&dir.join("throughput_1s.csv"));
     let most = bins.rows.iter().map(|r| num(r, "output_tokens")).fold(0.0, f64::max);

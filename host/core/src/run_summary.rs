@@ -47,12 +47,27 @@ impl RunStatus {
     }
 }
 
+/// Which sglab wrote a summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SglabInfo {
+    /// The crate version, e.g. `0.1.0`.
+    pub version: String,
+    /// The git commit it was built from (12 hex digits), when it was built
+    /// from a git checkout.
+    pub commit: Option<String>,
+}
+
 /// The whole `summary.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunSummary {
     /// [`SCHEMA_VERSION`] of the writer.
     pub schema_version: u32,
+    /// The sglab that wrote it (absent in summaries from before it was
+    /// recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sglab: Option<SglabInfo>,
     /// `experiment.name`.
     pub experiment: String,
     /// How it ended.

@@ -29,3 +29,19 @@ fn other_versions_and_unknown_fields_are_named() {
     let extra = V1.replace("\"degraded\": false,", "\"degraded\": false, \"surprise\": 1,");
     assert!(RunSummary::parse(&extra).unwrap_err().contains("unknown field `surprise`"));
 }
+
+#[test]
+fn the_writing_sglab_is_recorded_and_older_summaries_without_it_still_parse() {
+    assert!(RunSummary::parse(V1).unwrap().sglab.is_none(), "the fixture predates the field");
+    let with = V1.replace(
+        "\"schema_version\": 1,",
+        "\"schema_version\": 1, \"sglab\": {\"version\": \"0.1.0\", \"commit\": \"0123456789ab\"},",
+    );
+    let s = RunSummary::parse(&with).expect("parses");
+    let info = s.sglab.as_ref().unwrap();
+    assert_eq!((info.version.as_str(), info.commit.as_deref()), ("0.1.0", Some("0123456789ab")));
+    let back: serde_json::Value = serde_json::to_value(&s).unwrap();
+    assert_eq!(back, serde_json::from_str::<serde_json::Value>(&with).unwrap());
+    let typo = with.replace("\"commit\"", "\"comit\"");
+    assert!(RunSummary::parse(&typo).unwrap_err().contains("unknown field `comit`"));
+}

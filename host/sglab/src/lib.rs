@@ -23,3 +23,12 @@ pub mod run;
 pub mod signals;
 pub mod sim;
 pub mod tokenizer;
+
+/// This sglab's version and the git commit it was built from (recorded in
+/// every `summary.json`, shown by `sglab --version`).
+pub fn sglab_info() -> sglab_core::run_summary::SglabInfo {
+    sglab_core::run_summary::SglabInfo {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        commit: option_env!("SGLAB_GIT_COMMIT").filter(|c| !c.is_empty()).map(str::to_owned),
+    }
+}

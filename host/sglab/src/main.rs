@@ -9,7 +9,7 @@ use sglab::{bench, compare, plugin_cli, report, run, sim};
 
 /// Benchmark and experiment framework for LLM serving with SGLang.
 #[derive(Debug, Parser)]
-#[command(name = "sglab", version, about, long_about = None)]
+#[command(name = "sglab", version = env!("SGLAB_VERSION_LINE"), about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -79,6 +79,7 @@ pub fn finish(
     let simulated = virtual_time.as_ref().map(|v| (v.simulated_s, v.simulated_tokens as f64));
     let per_wall = |x: f64| (wall_s > 0.0).then(|| x / wall_s);
     let doc = RunSummary {
+        sglab: Some(crate::sglab_info()),
         schema_version: SCHEMA_VERSION,
         experiment: exp.experiment.name.clone(),
         status,
@@ -120,7 +121,7 @@ pub fn finish(
     // A write error here (a full disk) fails the run: exit 1, and no half
     // file is left (plots and report.html are written whole or not at all).
     let report = crate::report::generate(dir);
-    say_raw!("{}", results::table(&doc.metrics));
+    say_raw!("{}{}", header(exp, &doc), results::table(&doc.metrics));
     if let Some(l) = &lag {
         say!(
             "schedule lag p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms{}",
@@ -185,6 +186,7 @@ pub fn startup_failed(
     let (records, tokens) = writer.finish()?;
     let summary = Summary::from_parts(&records, &exp.slo, tokens);
     let doc = RunSummary {
+        sglab: Some(crate::sglab_info()),
         schema_version: SCHEMA_VERSION,
         experiment: exp.experiment.name.clone(),
         status: if matches!(end, RunEnd::Failed) { RunStatus::Failed } else { RunStatus::Interrupted },
@@ -205,4 +207,53 @@ pub fn startup_failed(
     eprintln!("error: {reason}");
     eprintln!("every request is recorded (as not sent) in {}", dir.join("requests.csv").display());
     Ok((end, None))
+}
+
+/// The serde name of a config enum (`poisson`, `shared-prefix`, ...).
+fn name_of<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_else(|| "?".into())
+}
+
+/// What ran, above the table: sglab, the experiment, the workload and
+/// arrivals, the nodes and the plugins (so a pasted table says what it is).
+fn header(exp: &Experiment, doc: &RunSummary) -> String {
+    use sglab_core::config::Process;
+    let info = doc.sglab.as_ref();
+    let version = info.map_or("?", |i| i.version.as_str());
+    let commit = info.and_then(|i| i.commit.as_deref()).map(|c| format!(" (commit {c})")).unwrap_or_default();
+    let mut out = format!(
+        "sglab {version}{commit} | experiment {} | {} clock | seed {}\n",
+        doc.experiment,
+        doc.clock.as_str(),
+        doc.seed
+    );
+    let a = &exp.arrival;
+    let arrival = match a.process {
+        Process::ClosedLoop => format!("closed-loop, {} users", a.concurrency),
+        Process::Burst | Process::Trace => name_of(&a.process),
+        _ => format!("{} {} req/s", name_of(&a.process), a.rate),
+    };
+    let w = &exp.workload;
+    out.push_str(&format!(
+        "workload   {} via {}, {} requests | arrival {arrival}\n",
+        name_of(&w.dataset),
+        name_of(&w.backend),
+        doc.metrics.requests.total
+    ));
+    let nodes: Vec<String> = doc
+        .nodes
+        .iter()
+        .map(|n| match &n.profile {
+            Some(p) => format!("{} ({}, {p})", n.name, n.kind),
+            None => format!("{} ({})", n.name, n.kind),
+        })
+        .collect();
+    out.push_str(&format!("nodes      {}\n", nodes.join(", ")));
+    if let Some(p) = &doc.plugins {
+        let short = |i: &sglab_core::run_summary::PluginInfo| {
+            format!("{} {} (sha256 {})", i.name, i.version, &i.sha256[..i.sha256.len().min(12)])
+        };
+        out.push_str(&format!("plugins    batching {}, routing {}\n", short(&p.batching), short(&p.routing)));
+    }
+    out
 }
