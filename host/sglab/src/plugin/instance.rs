@@ -378,9 +378,13 @@ impl RoutePolicy for WasmRouter {
         let h = self.handle;
         let decision = match &self.bindings {
             RouterBindings::V0_2(b) => {
-                let (r, nodes) = (wit::request(request, self.hashes), std::mem::take(&mut self.nodes));
+                let r = wit::request(request, self.hashes);
                 let router = b.sglab_strategy_router().router();
-                self.inst.call("route", |s| router.call_route(s, h, &nodes, &r)).map(wit::route_decision)?
+                let nodes = &self.nodes;
+                let decided = self.inst.call("route", |s| router.call_route(s, h, nodes, &r));
+                // Delivered: the buffer is kept for the next deltas.
+                self.nodes.clear();
+                decided.map(wit::route_decision)?
             }
             RouterBindings::V0_1(b) => {
                 let r = v0_1::request(request, true);
@@ -464,9 +468,12 @@ impl BatchPolicy for WasmBatcher {
         let h = self.handle;
         let polled = match &self.bindings {
             BatcherBindings::V0_2(b) => {
-                let nodes = std::mem::take(&mut self.nodes);
                 let batcher = b.sglab_strategy_batcher().batcher();
-                self.inst.call("poll", |s| batcher.call_poll(s, h, now, &nodes)).map(wit::poll_result)?
+                let nodes = &self.nodes;
+                let polled = self.inst.call("poll", |s| batcher.call_poll(s, h, now, nodes));
+                // Delivered: the buffer is kept for the next deltas.
+                self.nodes.clear();
+                polled.map(wit::poll_result)?
             }
             BatcherBindings::V0_1(b) => {
                 let batcher = b.sglab_strategy_batcher().batcher();
