@@ -20,6 +20,9 @@ pub struct CompareArgs {
     /// Where to write compare.md and the overlay plots.
     #[arg(long, default_value = "compare")]
     pub out: PathBuf,
+    /// Latency axes on a log scale.
+    #[arg(long)]
+    pub log: bool,
 }
 
 /// (label, metric, unit scale, unit).
@@ -82,7 +85,7 @@ pub fn main(args: CompareArgs) -> anyhow::Result<()> {
         let name = format!("{}. {} {}", i + 1, s.experiment, stamp);
         let recs = report::load_records(dir)?;
         let ok = recs.iter().filter(|r| r.status == Status::Ok);
-        ttft.push((name.clone(), ok.clone().filter_map(|r| r.derived().ttft).map(|v| v * 1e3).collect()));
+        ttft.push((name.clone(), ok.clone().filter_map(|r| r.derived().ttft_total).map(|v| v * 1e3).collect()));
         total.push((name.clone(), ok.filter_map(|r| r.derived().total_latency).map(|v| v * 1e3).collect()));
         names.push(name);
         summaries.push(s);
@@ -91,8 +94,15 @@ pub fn main(args: CompareArgs) -> anyhow::Result<()> {
     print!("{md}");
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
     std::fs::write(args.out.join("compare.md"), &md)?;
-    plots::cdf(&args.out.join("ttft_cdf.svg"), "Time to first token", "milliseconds", &ttft)?;
-    plots::cdf(&args.out.join("total_latency_cdf.svg"), "Total latency", "milliseconds", &total)?;
+    let scale = if args.log { plots::Scale::Log } else { plots::Scale::Linear };
+    plots::cdf(
+        &args.out.join("ttft_total_cdf.svg"),
+        "Time to first token from arrival (ttft_total)",
+        "milliseconds",
+        &ttft,
+        scale,
+    )?;
+    plots::cdf(&args.out.join("total_latency_cdf.svg"), "Total latency", "milliseconds", &total, scale)?;
     println!("\nwritten: {}", args.out.display());
     Ok(())
 }

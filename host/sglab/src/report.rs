@@ -14,8 +14,18 @@ use crate::plots;
 /// Arguments of `sglab report`.
 #[derive(Debug, Clone, Args)]
 pub struct ReportArgs {
-    /// A run directory (results/<name>/<stamp>/).
+    /// A run directory (results/<name>/<stamp>/) or a sweep directory.
     pub dir: PathBuf,
+    /// Latency axes (CDFs, latency against rate) on a log scale.
+    #[arg(long)]
+    pub log: bool,
+}
+
+impl ReportArgs {
+    /// The scale of latency axes.
+    pub fn scale(&self) -> plots::Scale {
+        if self.log { plots::Scale::Log } else { plots::Scale::Linear }
+    }
 }
 
 /// A CSV file as header + rows (RFC 4180 quoting, one record per line).
@@ -115,7 +125,7 @@ fn html_escape(s: &str) -> String {
 }
 
 /// Writes `plots/*.svg` and `report.html` for the run in `dir`; returns the plots.
-pub fn generate(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+pub fn generate(dir: &Path, scale: plots::Scale) -> anyhow::Result<Vec<PathBuf>> {
     let summary = load_summary(dir)?;
     let records = load_records(dir)?;
     let nodes = summary.nodes.len().max(1);
@@ -125,7 +135,7 @@ pub fn generate(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut made = Vec::new();
     let mut plot_cdf = |file: &str, title: &str, values: Vec<f64>| -> anyhow::Result<()> {
         let p = plots_dir.join(file);
-        plots::cdf(&p, title, "milliseconds", &[(String::new(), values)])?;
+        plots::cdf(&p, title, "milliseconds", &[(String::new(), values)], scale)?;
         made.push(p);
         Ok(())
     };
@@ -180,12 +190,15 @@ pub fn generate(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
                     .filter_map(|r| Some((r[t].parse().ok()?, r[c].parse().ok()?)))
                     .collect()
             };
-            series.push((format!("node {node} (server): running"), pick(run)));
-            series.push((format!("node {node} (server): queued"), pick(q)));
+            // Samples hold until the next one: steps, not lines between samples.
+            series.push((format!("node {node} (server): running"), plots::steps(pick(run).into_iter())));
+            series.push((format!("node {node} (server): queued"), plots::steps(pick(q).into_iter())));
         }
     }
     let p = plots_dir.join("timeline.svg");
-    plots::lines(&p, "Requests over time: client view and server reports", "requests", &series)?;
+    let mut chart = plots::Chart::over_time("Requests over time: client view and server reports", "requests", &series);
+    chart.y_integer = true;
+    chart.save(&p)?;
     made.push(p);
 
     // Throughput per 1-second bin, from throughput_1s.csv (the summary's
@@ -223,21 +236,21 @@ pub fn generate(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let peak = tokens.iter().copied().fold(0.0f64, f64::max);
     let p = plots_dir.join("throughput.svg");
     let title = format!("Output tokens per second (1-s bins by {by}; peak {peak:.0} tok/s)");
-    plots::lines(&p, &title, "output tokens / s", &[("output tokens / s".into(), binned(&tokens))])?;
+    plots::Chart::over_time(&title, "output tokens / s", &[(String::new(), binned(&tokens))]).save(&p)?;
     made.push(p);
     let p = plots_dir.join("requests_per_s.svg");
-    plots::lines(
-        &p,
-        "Requests finished per second (1-s bins)",
-        "requests / s",
-        &[("requests finished / s".into(), binned(&finished))],
-    )?;
+    let finished = [(String::new(), binned(&finished))];
+    let mut chart = plots::Chart::over_time("Requests finished per second (1-s bins)", "requests / s", &finished);
+    chart.y_integer = true;
+    chart.save(&p)?;
     made.push(p);
     let node_series: Vec<(String, Vec<(f64, f64)>)> = (0..nodes)
         .map(|n| (format!("node {n}: in flight"), plots::steps(rows.iter().map(|r| (r.t, r.nodes[n].0 as f64)))))
         .collect();
     let p = plots_dir.join("node_load.svg");
-    plots::lines(&p, "Requests in flight per node", "requests", &node_series)?;
+    let mut chart = plots::Chart::over_time("Requests in flight per node", "requests", &node_series);
+    chart.y_integer = true;
+    chart.save(&p)?;
     made.push(p);
 
     write_html(dir, &summary, &made)?;
@@ -329,7 +342,7 @@ pub fn main(args: ReportArgs) -> anyhow::Result<()> {
         println!("{n} points: {}", args.dir.join("sweep.csv").display());
         return Ok(());
     }
-    let plots = generate(&args.dir)?;
+    let plots = generate(&args.dir, args.scale())?;
     println!("{} plots and {}", plots.len(), args.dir.join("report.html").display());
     Ok(())
 }

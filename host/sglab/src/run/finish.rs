@@ -120,7 +120,7 @@ pub fn finish(
     results::write_atomic(&dir.join("summary.json"), (serde_json::to_string_pretty(&doc)? + "\n").as_bytes())?;
     // A write error here (a full disk) fails the run: exit 1, and no half
     // file is left (plots and report.html are written whole or not at all).
-    let report = crate::report::generate(dir);
+    let report = crate::report::generate(dir, crate::plots::Scale::Linear);
     say_raw!("{}{}", header(exp, &doc), results::table(&doc.metrics));
     if let Some(l) = &lag {
         say!(

@@ -168,7 +168,18 @@ fn plot_vs_rate(base: &Path, done: &[(PointMeta, PathBuf)], keys: &[&str]) -> an
         for (_, pts) in &mut series {
             pts.sort_by(|a, b| a.0.total_cmp(&b.0));
         }
-        crate::plots::xy(&base.join(file), &format!("{what} vs request rate"), "request rate (req/s)", "ms", &series)?;
+        crate::plots::Chart {
+            title: &format!("{what} vs request rate"),
+            x_label: "request rate (req/s)",
+            y_label: "ms",
+            series: &series,
+            style: crate::plots::Style::Markers,
+            x_scale: crate::plots::Scale::Linear,
+            x_fit: true,
+            y_integer: false,
+            y_max: None,
+        }
+        .save(&base.join(file))?;
     }
     Ok(())
 }
