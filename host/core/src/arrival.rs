@@ -13,13 +13,15 @@ use crate::workload::RequestSpec;
 pub enum Schedule {
     /// Request i arrives at `times[i]` (non-decreasing).
     Timed(Vec<Nanos>),
-    /// `users` requests start at 0; each finish lets the next request in
+    /// `users` requests start at 0 (or staggered over `ramp_ns`); each finish lets the next request in
     /// after `think_ns`.
     ClosedLoop {
         /// Concurrent users.
         users: u32,
         /// Pause after a finish before that user's next request.
         think_ns: Nanos,
+        /// User `u`'s first request comes at `u * ramp_ns / users` (0: all at 0).
+        ramp_ns: Nanos,
     },
 }
 
@@ -77,9 +79,11 @@ pub fn schedule(a: &Arrival, specs: &[RequestSpec], seed: u64) -> Result<Schedul
         }
         Process::Constant => Schedule::Timed((0..n).map(|i| (i as f64 / a.rate * 1e9).round() as Nanos).collect()),
         Process::Burst => Schedule::Timed(vec![0; n]),
-        Process::ClosedLoop => {
-            Schedule::ClosedLoop { users: a.concurrency, think_ns: (a.think_time_s * 1e9).round() as Nanos }
-        }
+        Process::ClosedLoop => Schedule::ClosedLoop {
+            users: a.concurrency,
+            think_ns: (a.think_time_s * 1e9).round() as Nanos,
+            ramp_ns: (a.ramp_up_s * 1e9).round() as Nanos,
+        },
         Process::Trace => {
             let mut times = Vec::with_capacity(n);
             for s in specs {
@@ -155,7 +159,10 @@ mod tests {
         let b = arrival(Process::Burst, 1.0, 1.0);
         assert_eq!(schedule(&b, &specs(2), 0).unwrap(), Schedule::Timed(vec![0, 0]));
         let c = Arrival { process: Process::ClosedLoop, concurrency: 3, think_time_s: 0.5, ..Arrival::default() };
-        assert_eq!(schedule(&c, &specs(2), 0).unwrap(), Schedule::ClosedLoop { users: 3, think_ns: 500_000_000 });
+        assert_eq!(
+            schedule(&c, &specs(2), 0).unwrap(),
+            Schedule::ClosedLoop { users: 3, think_ns: 500_000_000, ramp_ns: 0 }
+        );
         // Trace: timestamps replayed exactly, scaled.
         let t = Arrival { process: Process::Trace, time_scale: 2.0, ..Arrival::default() };
         assert_eq!(schedule(&t, &specs(3), 0).unwrap(), Schedule::Timed(vec![0, 500_000_000, 1_000_000_000]));

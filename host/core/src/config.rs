@@ -283,6 +283,10 @@ pub struct Arrival {
     pub concurrency: u32,
     /// Pause between a user's requests (closed-loop), seconds.
     pub think_time_s: f64,
+    /// closed-loop: the users' first requests are spread evenly over this
+    /// many seconds (user u starts at u * ramp_up_s / concurrency), so they
+    /// do not prefill in lockstep. 0: all start at once.
+    pub ramp_up_s: f64,
     /// Trace timestamps are multiplied by this (0.5 replays twice as fast).
     pub time_scale: f64,
 }
@@ -295,6 +299,7 @@ impl Default for Arrival {
             burstiness: 1.0,
             concurrency: 1,
             think_time_s: 0.0,
+            ramp_up_s: 0.0,
             time_scale: 1.0,
         }
     }
@@ -533,6 +538,9 @@ pub struct Client {
     pub max_errors: u32,
     /// A run whose p99 schedule lag exceeds this is flagged as degraded, ms.
     pub max_schedule_lag_ms: f64,
+    /// A run in which a node reports a step lag (an engine wake-up this
+    /// late; sglab sim reports it) over this is flagged as degraded, ms.
+    pub max_server_step_lag_ms: f64,
     /// A stream that passes this many times the output length asked for is
     /// cut and recorded as `too_many_tokens` (below it, a longer output is
     /// data, counted in the summary's output-length mismatch).
@@ -559,6 +567,7 @@ impl Default for Client {
             max_duration_s: 0.0,
             max_errors: 0,
             max_schedule_lag_ms: 1.0,
+            max_server_step_lag_ms: 20.0,
             max_output_factor: 2.0,
             max_event_bytes: 16 << 20,
             virtual_rtt_ms: 0.0,

@@ -82,8 +82,12 @@ pub struct RunSummary {
     pub workload: Option<WorkloadInfo>,
     /// Arrival minus scheduled time of every arrived request, ms.
     pub schedule_lag_ms: Option<Dist>,
-    /// The client could not keep the schedule (p99 lag over the limit).
+    /// The results are degraded: the client could not keep the schedule
+    /// (p99 lag over the limit) or a node reported a step lag over its limit.
     pub degraded: bool,
+    /// Why [`Self::degraded`] is set, one sentence per cause.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub degraded_reasons: Vec<String>,
     /// The nodes, as started.
     pub nodes: Vec<NodeInfo>,
     /// The sglang-router in front of them, if any.

@@ -233,8 +233,15 @@ impl<B: BatchPolicy, R: RoutePolicy> Session<B, R> {
     ) -> Self {
         let n = specs.len();
         assert_eq!(prefix_hashes.len(), n, "one prefix-hash list per request");
+        let mut think = BinaryHeap::new();
         let (credits, think_ns) = match schedule {
-            Schedule::ClosedLoop { users, think_ns } => (users as usize, think_ns),
+            Schedule::ClosedLoop { users, think_ns, ramp_ns: 0 } => (users as usize, think_ns),
+            // A ramp: user u's first request is due at u * ramp / users,
+            // held like a user back from thinking.
+            Schedule::ClosedLoop { users, think_ns, ramp_ns } => {
+                think.extend((0..users as u64).map(|u| Reverse(u * ramp_ns / users as u64)));
+                (0, think_ns)
+            }
             Schedule::Timed(_) => (0, 0),
         };
         let nodes = cfg.node_names.len();
@@ -252,7 +259,7 @@ impl<B: BatchPolicy, R: RoutePolicy> Session<B, R> {
             finalized: 0,
             errors: 0,
             stop: None,
-            think: BinaryHeap::new(),
+            think,
             think_ns,
             acts: Vec::new(),
             scratch: Vec::new(),

@@ -7,6 +7,7 @@ pub mod bounded;
 pub mod client;
 pub mod collector;
 pub mod compare;
+pub mod describe;
 pub mod experiment;
 pub mod gpu;
 pub mod nodes;

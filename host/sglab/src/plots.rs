@@ -60,6 +60,8 @@ pub struct Chart<'a> {
     pub series: &'a [(String, Vec<(f64, f64)>)],
     pub style: Style,
     pub x_scale: Scale,
+    /// The y scale (log for latency against rate; the y axis then fits the data).
+    pub y_scale: Scale,
     /// The x axis starts near the smallest x (a CDF, a rate sweep) rather
     /// than at 0 (time since the run start).
     pub x_fit: bool,
@@ -140,6 +142,7 @@ pub fn cdf(
         series: &points,
         style: Style::Line,
         x_scale,
+        y_scale: Scale::Linear,
         x_fit: true,
         y_integer: false,
         y_max: Some(1.0),
@@ -158,6 +161,7 @@ impl Chart<'_> {
             series,
             style: Style::Line,
             x_scale: Scale::Linear,
+            y_scale: Scale::Linear,
             x_fit: false,
             y_integer: false,
             y_max: None,
@@ -194,7 +198,10 @@ impl Chart<'_> {
             .iter()
             .map(|(n, v)| {
                 let keep = |p: &&(f64, f64)| {
-                    p.0.is_finite() && p.1.is_finite() && (self.x_scale == Scale::Linear || p.0 > 0.0)
+                    p.0.is_finite()
+                        && p.1.is_finite()
+                        && (self.x_scale == Scale::Linear || p.0 > 0.0)
+                        && (self.y_scale == Scale::Linear || p.1 > 0.0)
                 };
                 (n.clone(), v.iter().filter(keep).copied().collect::<Vec<_>>())
             })
@@ -218,6 +225,7 @@ impl Chart<'_> {
             (None, false) => (y_top * 1.08).max(1e-9),
         };
         // Integer axes: at most one tick per whole number, so no "0.5 requests".
+        let y_low = series.iter().flat_map(|(_, v)| v.iter().map(|p| p.1)).fold(f64::INFINITY, f64::min);
         let y_ticks = if self.y_integer { (y_hi as usize + 1).min(10) } else { 10 };
         let names: Vec<&str> = series.iter().map(|(n, _)| n.as_str()).collect();
         let legend = names.len() > 1 || names.first().is_some_and(|n| !n.is_empty());
@@ -227,28 +235,44 @@ impl Chart<'_> {
         b.margin(10 * s).margin_right(18 * s).x_label_area_size(52 * s).y_label_area_size(76 * s);
         let integer = self.y_integer;
         let y_fmt = move |v: &f64| if !integer || v.fract().abs() < 1e-9 { tick(*v) } else { String::new() };
-        match self.x_scale {
-            Scale::Linear => {
+        let legend = (legend_area, labels.as_slice());
+        let y_log = || (y_low.min(y_hi) / 1.15)..(y_top * 1.15).max(y_low * 1.3);
+        // One arm per axis-scale pair: plotters' log axes are their own types.
+        match (self.x_scale, self.y_scale) {
+            (Scale::Linear, Scale::Linear) => {
                 let chart = b.build_cartesian_2d(x_lo..x_hi, 0f64..y_hi).map_err(err)?;
-                self.finish(chart, &series, y_ticks, &y_fmt, (legend_area, &labels), s)
+                self.finish(chart, &series, y_ticks, &y_fmt, legend, s)
             }
-            Scale::Log => {
+            (Scale::Log, Scale::Linear) => {
                 let chart = b.build_cartesian_2d((x_lo..x_hi).log_scale(), 0f64..y_hi).map_err(err)?;
-                self.finish(chart, &series, y_ticks, &y_fmt, (legend_area, &labels), s)
+                self.finish(chart, &series, y_ticks, &y_fmt, legend, s)
+            }
+            (Scale::Linear, Scale::Log) => {
+                let chart = b.build_cartesian_2d(x_lo..x_hi, y_log().log_scale()).map_err(err)?;
+                self.finish(chart, &series, 12, &|v| tick(*v), legend, s)
+            }
+            (Scale::Log, Scale::Log) => {
+                let chart = b.build_cartesian_2d((x_lo..x_hi).log_scale(), y_log().log_scale()).map_err(err)?;
+                self.finish(chart, &series, 12, &|v| tick(*v), legend, s)
             }
         }
     }
 
     #[allow(clippy::type_complexity)]
-    fn finish<DB: DrawingBackend, X: Ranged<ValueType = f64> + ValueFormatter<f64>>(
+    fn finish<DB, X, Y>(
         &self,
-        mut chart: ChartContext<'_, DB, Cartesian2d<X, plotters::coord::types::RangedCoordf64>>,
+        mut chart: ChartContext<'_, DB, Cartesian2d<X, Y>>,
         series: &Series,
         y_ticks: usize,
         y_fmt: &dyn Fn(&f64) -> String,
         (legend_area, labels): (Option<DrawingArea<DB, Shift>>, &[String]),
         s: i32,
-    ) -> anyhow::Result<Layout> {
+    ) -> anyhow::Result<Layout>
+    where
+        DB: DrawingBackend,
+        X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+        Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    {
         chart
             .configure_mesh()
             .x_desc(self.x_label)
@@ -356,15 +380,17 @@ fn draw_legend<DB: DrawingBackend>(
 /// ones stay readable); bar `i` has series colour `i`, as in the CDFs.
 pub fn bars(path: &Path, title: &str, value_label: &str, items: &[(String, f64)]) -> anyhow::Result<Layout> {
     register_font();
+    // As tall as the bars need: about 64 px a bar.
+    let h_svg = (150 + 64 * items.len() as u32).clamp(300, 1400);
     let mut svg = String::new();
     let layout = {
-        let root = SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (W, h_svg)).into_drawing_area();
         let l = render_bars(&root, title, value_label, items, 1)?;
         root.present().map_err(err)?;
         l
     };
     crate::results::write_atomic(path, svg.as_bytes())?;
-    let (w, h) = (W * PNG_SCALE, H * PNG_SCALE);
+    let (w, h) = (W * PNG_SCALE, h_svg * PNG_SCALE);
     let mut px = vec![0u8; (w * h * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut px, (w, h)).into_drawing_area();

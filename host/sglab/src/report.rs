@@ -11,6 +11,11 @@ use sglab_core::timeline;
 
 use crate::plots;
 
+mod run_html;
+mod sweep_html;
+
+pub use sweep_html::generate as generate_sweep;
+
 /// Arguments of `sglab report`.
 #[derive(Debug, Clone, Args)]
 pub struct ReportArgs {
@@ -109,19 +114,11 @@ pub fn load_records(dir: &Path) -> anyhow::Result<Vec<RequestRecord>> {
     Ok(records)
 }
 
-fn ms(v: Option<f64>) -> String {
-    v.map(|x| format!("{:.2}", x * 1e3)).unwrap_or_else(|| "-".into())
-}
-
 /// A run's `summary.json`; the error names the file and what is wrong.
 pub fn load_summary(dir: &Path) -> anyhow::Result<RunSummary> {
     let path = dir.join("summary.json");
     let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
     RunSummary::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 /// Writes `plots/*.svg` and `report.html` for the run in `dir`; returns the plots.
@@ -253,93 +250,22 @@ pub fn generate(dir: &Path, scale: plots::Scale) -> anyhow::Result<Vec<PathBuf>>
     chart.save(&p)?;
     made.push(p);
 
-    write_html(dir, &summary, &made)?;
+    run_html::write(dir, &summary, &made)?;
     Ok(made)
-}
-
-fn write_html(dir: &Path, s: &RunSummary, plots: &[PathBuf]) -> anyhow::Result<()> {
-    let m = &s.metrics;
-    let mut h = String::from(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>sglab report</title><style>\
-         body{font-family:sans-serif;margin:24px;max-width:1100px}table{border-collapse:collapse;margin:8px 0 20px}\
-         td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}th{background:#f3f3f3}\
-         td:first-child,th:first-child{text-align:left}.plot{margin:12px 0}</style></head><body>",
-    );
-    h.push_str(&format!(
-        "<h1>sglab: {}</h1><p>started {} · status <b>{}</b>{} · {}</p>",
-        html_escape(&s.experiment),
-        html_escape(s.host.started_at.as_deref().unwrap_or("")),
-        s.status.as_str(),
-        s.stop_reason.as_deref().map(|r| format!(" ({})", html_escape(r))).unwrap_or_default(),
-        html_escape(&dir.display().to_string()),
-    ));
-    let r = &m.requests;
-    h.push_str(&format!(
-        "<h2>Summary</h2><table><tr><th>requests</th><th>ok</th><th>error</th><th>rejected</th><th>cancelled</th>\
-         <th>duration (s)</th><th>req/s</th><th>output tok/s</th><th>mean in flight</th><th>max in flight</th></tr>\
-         <tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.3}</td><td>{:.2}</td><td>{:.1}</td><td>{:.2}</td><td>{}</td></tr></table>",
-        r.total, r.ok, r.error, r.rejected, r.cancelled,
-        m.duration_s,
-        m.request_throughput,
-        m.output_token_throughput,
-        m.mean_concurrency,
-        m.max_concurrency,
-    ));
-    h.push_str("<h2>Latency (ms)</h2><table><tr><th>metric</th><th>mean</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th><th>max</th></tr>");
-    let dists = [
-        ("ttft", &m.ttft),
-        ("ttft_total", &m.ttft_total),
-        ("tpot", &m.tpot),
-        ("itl", &m.itl),
-        ("server_latency", &m.server_latency),
-        ("total_latency", &m.total_latency),
-        ("queue_time", &m.queue_time),
-    ];
-    for (k, d) in dists {
-        let f = |pick: fn(&sglab_core::stats::Dist) -> f64| ms(d.as_ref().map(pick));
-        h.push_str(&format!(
-            "<tr><td>{k}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            f(|d| d.mean),
-            f(|d| d.p50),
-            f(|d| d.p90),
-            f(|d| d.p95),
-            f(|d| d.p99),
-            f(|d| d.max)
-        ));
-    }
-    h.push_str("</table><h2>Nodes</h2><table><tr><th>node</th><th>requests</th><th>ok</th><th>error</th><th>mean ttft (ms)</th><th>mean server latency (ms)</th></tr>");
-    for n in &m.nodes {
-        h.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            n.node,
-            n.requests,
-            n.ok,
-            n.error,
-            ms(n.mean_ttft),
-            ms(n.mean_server_latency)
-        ));
-    }
-    h.push_str("</table><h2>Plots</h2>");
-    for p in plots {
-        let svg = std::fs::read_to_string(p)?;
-        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        h.push_str(&format!("<div class=\"plot\" id=\"{name}\">{svg}</div>"));
-    }
-    h.push_str("</body></html>\n");
-    crate::results::write_atomic(&dir.join("report.html"), h.as_bytes())
 }
 
 /// Runs `sglab report DIR`.
 pub fn main(args: ReportArgs) -> anyhow::Result<()> {
     if !args.dir.join("summary.json").is_file() {
         // A sweep directory: rebuild sweep.csv from the points that are there.
-        let n = crate::run::sweep_table::rebuild(&args.dir)?;
+        let n = crate::run::sweep_table::rebuild(&args.dir, args.scale())?;
         anyhow::ensure!(
             n > 0,
             "{}: neither a run directory (no summary.json) nor a sweep directory (no point.json under it)",
             args.dir.display()
         );
-        println!("{n} points: {}", args.dir.join("sweep.csv").display());
+        let html = generate_sweep(&args.dir, args.scale())?;
+        println!("{n} points: {} and {}", args.dir.join("sweep.csv").display(), html.display());
         return Ok(());
     }
     let plots = generate(&args.dir, args.scale())?;

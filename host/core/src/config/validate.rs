@@ -129,6 +129,12 @@ impl Experiment {
         if a.process == Process::Gamma && !(a.burstiness.is_finite() && a.burstiness > 0.0) {
             return Err(invalid("arrival.burstiness", a.burstiness, "must be a positive gamma shape"));
         }
+        if !(a.ramp_up_s.is_finite() && a.ramp_up_s >= 0.0) {
+            return Err(invalid("arrival.ramp_up_s", a.ramp_up_s, "must be zero or more seconds"));
+        }
+        if a.ramp_up_s > 0.0 && a.process != Process::ClosedLoop {
+            return Err(invalid("arrival.ramp_up_s", a.ramp_up_s, "applies only to process = \"closed-loop\""));
+        }
         if !(a.think_time_s.is_finite() && a.think_time_s >= 0.0) {
             return Err(invalid("arrival.think_time_s", a.think_time_s, "must be zero or more seconds"));
         }
@@ -283,6 +289,9 @@ impl Experiment {
         let ti = self.results.timeline_interval_s;
         if !(ti.is_finite() && ti > 0.0) {
             return Err(invalid("results.timeline_interval_s", ti, "must be a positive number of seconds"));
+        }
+        if !(c.max_server_step_lag_ms.is_finite() && c.max_server_step_lag_ms > 0.0) {
+            return Err(invalid("client.max_server_step_lag_ms", c.max_server_step_lag_ms, "must be positive"));
         }
         if !(c.max_schedule_lag_ms.is_finite() && c.max_schedule_lag_ms > 0.0) {
             return Err(invalid("client.max_schedule_lag_ms", c.max_schedule_lag_ms, "must be positive"));

@@ -70,7 +70,10 @@ fn check_png(svg: &Path) {
     let mut reader = dec.read_info().unwrap();
     let mut buf = vec![0; reader.output_buffer_size().unwrap()];
     let info = reader.next_frame(&mut buf).unwrap();
-    assert_eq!((info.width, info.height), (W * 2, H * 2));
+    let svg_text = std::fs::read_to_string(svg).unwrap();
+    let root = elements(&svg_text, "svg")[0];
+    let size = |k: &str| attr(root, k).unwrap().parse::<u32>().unwrap();
+    assert_eq!((info.width, info.height), (size("width") * 2, size("height") * 2), "PNG at twice the SVG's size");
     let dark = buf.chunks(3).filter(|p| p.iter().all(|&c| c < 60)).count();
     assert!(dark > 2_000, "{dark} dark pixels: text and axes are drawn");
     // The title row (top 40 px at 2x) holds glyphs: the bundled font drew.
@@ -164,6 +167,7 @@ fn sweep_lines_have_a_marker_on_every_point() {
         series: &series,
         style: Style::Markers,
         x_scale: Scale::Linear,
+        y_scale: Scale::Linear,
         x_fit: true,
         y_integer: false,
         y_max: None,

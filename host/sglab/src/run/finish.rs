@@ -37,6 +37,9 @@ pub struct Driven {
     pub router: Option<NodeInfo>,
     /// Virtual-time facts (None in real time).
     pub virtual_time: Option<VirtualInfo>,
+    /// Each node's largest step lag during the run, ms, where the node
+    /// reports one (sglab sim's `/server_info`).
+    pub server_step_lag_ms: Vec<Option<f64>>,
 }
 
 /// Schedule lag (arrival - scheduled, ms) of every arrived request.
@@ -53,7 +56,18 @@ pub fn finish(
     meta: (&Loaded, &Loaded),
     d: Driven,
 ) -> anyhow::Result<RunEnd> {
-    let Driven { out, records, token_stats, cpu_s, wall_s, started_wall, nodes, router, virtual_time } = d;
+    let Driven {
+        out,
+        records,
+        token_stats,
+        cpu_s,
+        wall_s,
+        started_wall,
+        nodes,
+        router,
+        virtual_time,
+        server_step_lag_ms,
+    } = d;
     let w = &exp.workload;
     super::release_freed_memory();
     results::write_throughput(dir, token_stats.per_second(), &records)?;
@@ -66,7 +80,23 @@ pub fn finish(
     let lag = schedule_lag(&records);
     // The report reads the records back from requests.csv.
     drop(records);
-    let degraded = lag.as_ref().is_some_and(|l| l.p99 > exp.client.max_schedule_lag_ms);
+    let mut degraded_reasons = Vec::new();
+    if let Some(l) = lag.as_ref().filter(|l| l.p99 > exp.client.max_schedule_lag_ms) {
+        degraded_reasons.push(format!(
+            "client schedule lag p99 {:.1} ms > client.max_schedule_lag_ms = {}",
+            l.p99, exp.client.max_schedule_lag_ms
+        ));
+    }
+    for (i, ms) in server_step_lag_ms.iter().enumerate() {
+        if let Some(ms) = ms.filter(|ms| *ms > exp.client.max_server_step_lag_ms) {
+            let name = nodes.get(i).map_or_else(|| format!("node {i}"), |n| n.name.clone());
+            degraded_reasons.push(format!(
+                "{name} step lag max {ms:.1} ms > client.max_server_step_lag_ms = {}",
+                exp.client.max_server_step_lag_ms
+            ));
+        }
+    }
+    let degraded = !degraded_reasons.is_empty();
     let (status, end) = match &out.stop {
         None => (RunStatus::Ok, RunEnd::Completed),
         Some(driver::Stop::Rule(_)) => (RunStatus::Stopped, RunEnd::Completed),
@@ -95,6 +125,7 @@ pub fn finish(
         }),
         schedule_lag_ms: lag.clone(),
         degraded,
+        degraded_reasons,
         nodes,
         router,
         plugins: Some(PluginsInfo {
@@ -121,14 +152,15 @@ pub fn finish(
     // A write error here (a full disk) fails the run: exit 1, and no half
     // file is left (plots and report.html are written whole or not at all).
     let report = crate::report::generate(dir, crate::plots::Scale::Linear);
-    say_raw!("{}{}", header(exp, &doc), results::table(&doc.metrics));
+    let lag_degraded = lag.as_ref().is_some_and(|l| l.p99 > exp.client.max_schedule_lag_ms);
+    say_raw!("{}{}", crate::describe::text(&crate::describe::rows(exp, &doc)), results::table(&doc.metrics));
     if let Some(l) = &lag {
         say!(
             "schedule lag p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms{}",
             l.p50,
             l.p99,
             l.max,
-            if degraded { "  (DEGRADED: p99 over client.max_schedule_lag_ms)" } else { "" }
+            if lag_degraded { "  (DEGRADED: p99 over client.max_schedule_lag_ms)" } else { "" }
         );
     }
     say!("\nresults: {}", dir.display());
@@ -140,11 +172,8 @@ pub fn finish(
         }
         None => {}
     }
-    if degraded {
-        tracing::warn!(
-            "the client could not keep the arrival schedule (schedule lag p99 above {} ms): results are degraded",
-            exp.client.max_schedule_lag_ms
-        );
+    for why in &doc.degraded_reasons {
+        tracing::warn!("results are degraded: {why}");
     }
     if let Err(e) = report {
         eprintln!("error: plots and report.html not written: {e:#}");
@@ -196,6 +225,7 @@ pub fn startup_failed(
         workload: None,
         schedule_lag_ms: None,
         degraded: false,
+        degraded_reasons: Vec::new(),
         nodes: Vec::new(),
         router: None,
         plugins: None,
@@ -207,53 +237,4 @@ pub fn startup_failed(
     eprintln!("error: {reason}");
     eprintln!("every request is recorded (as not sent) in {}", dir.join("requests.csv").display());
     Ok((end, None))
-}
-
-/// The serde name of a config enum (`poisson`, `shared-prefix`, ...).
-fn name_of<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_else(|| "?".into())
-}
-
-/// What ran, above the table: sglab, the experiment, the workload and
-/// arrivals, the nodes and the plugins (so a pasted table says what it is).
-fn header(exp: &Experiment, doc: &RunSummary) -> String {
-    use sglab_core::config::Process;
-    let info = doc.sglab.as_ref();
-    let version = info.map_or("?", |i| i.version.as_str());
-    let commit = info.and_then(|i| i.commit.as_deref()).map(|c| format!(" (commit {c})")).unwrap_or_default();
-    let mut out = format!(
-        "sglab {version}{commit} | experiment {} | {} clock | seed {}\n",
-        doc.experiment,
-        doc.clock.as_str(),
-        doc.seed
-    );
-    let a = &exp.arrival;
-    let arrival = match a.process {
-        Process::ClosedLoop => format!("closed-loop, {} users", a.concurrency),
-        Process::Burst | Process::Trace => name_of(&a.process),
-        _ => format!("{} {} req/s", name_of(&a.process), a.rate),
-    };
-    let w = &exp.workload;
-    out.push_str(&format!(
-        "workload   {} via {}, {} requests | arrival {arrival}\n",
-        name_of(&w.dataset),
-        name_of(&w.backend),
-        doc.metrics.requests.total
-    ));
-    let nodes: Vec<String> = doc
-        .nodes
-        .iter()
-        .map(|n| match &n.profile {
-            Some(p) => format!("{} ({}, {p})", n.name, n.kind),
-            None => format!("{} ({})", n.name, n.kind),
-        })
-        .collect();
-    out.push_str(&format!("nodes      {}\n", nodes.join(", ")));
-    if let Some(p) = &doc.plugins {
-        let short = |i: &sglab_core::run_summary::PluginInfo| {
-            format!("{} {} (sha256 {})", i.name, i.version, &i.sha256[..i.sha256.len().min(12)])
-        };
-        out.push_str(&format!("plugins    batching {}, routing {}\n", short(&p.batching), short(&p.routing)));
-    }
-    out
 }

@@ -122,9 +122,11 @@ pub async fn run(
         node_known: nodes.router.is_none(),
         records: writer.sender(),
         runtime: tokio::runtime::Handle::current(),
-        http,
+        http: http.clone(),
         progress: progress_bar(quiet, load.specs.len()),
     };
+    let direct: Vec<crate::client::Endpoint> = nodes.list.iter().map(crate::nodes::Node::endpoint).collect();
+    let lag_before = prepare::step_lag_max(&direct, &http).await;
     let pollers = pollers(exp, dir, &nodes, &clock, &tx)?;
     let started_wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
     let cpu_at_start = super::process_cpu_s();
@@ -153,6 +155,14 @@ pub async fn run(
     let cpu_s = super::process_cpu_s() - cpu_at_start;
     let wall_s = wall.elapsed().as_secs_f64();
     signals.abort();
+    // A node's step lag during the run: its largest lag, if it grew. (A
+    // stall smaller than one before this run, on a reused node, is missed.)
+    let server_step_lag_ms = prepare::step_lag_max(&direct, &http)
+        .await
+        .into_iter()
+        .zip(lag_before)
+        .map(|(after, before)| after.filter(|a| before.is_none_or(|b| *a > b)).map(|s| s * 1e3))
+        .collect();
     pollers.finish().await;
     nodes.stop_router().await;
     let (records, token_stats) = writer.finish()?;
@@ -166,6 +176,7 @@ pub async fn run(
         nodes: node_info,
         router: router_info,
         virtual_time: None,
+        server_step_lag_ms,
     };
     Ok(Ok((driven, nodes)))
 }

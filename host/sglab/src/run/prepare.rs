@@ -251,3 +251,18 @@ pub async fn check_context(
     }
     Ok(())
 }
+
+/// The largest step lag (late engine wake-ups, seconds) each node reports
+/// in `/server_info` (`sglab_sim_step_lag.max_s`: sglab sim does; other
+/// servers report none and give `None`).
+pub async fn step_lag_max(endpoints: &[Endpoint], http: &Http) -> Vec<Option<f64>> {
+    let mut out = Vec::with_capacity(endpoints.len());
+    for ep in endpoints {
+        let got = client::call(http, ep, Method::GET, "/server_info", Duration::from_secs(5)).await;
+        let v = got.ok().filter(|(s, _)| s.is_success()).and_then(|(_, body)| {
+            serde_json::from_slice::<serde_json::Value>(&body).ok()?.pointer("/sglab_sim_step_lag/max_s")?.as_f64()
+        });
+        out.push(v);
+    }
+    out
+}

@@ -81,7 +81,7 @@ fn point_dir(base: &Path, i: usize, p: &Point) -> anyhow::Result<PathBuf> {
 }
 
 fn rebuild_table(base: &Path) {
-    if let Err(e) = rebuild(base) {
+    if let Err(e) = rebuild(base, crate::plots::Scale::Linear) {
         eprintln!("error: writing sweep.csv: {e:#}");
     }
 }
@@ -133,7 +133,14 @@ pub fn run(
         return code.0;
     }
     rebuild_table(&base);
-    say!("\nsweep: {} points in {}; table: {}", total, base.display(), base.join("sweep.csv").display());
+    let report = match crate::report::generate_sweep(&base, crate::plots::Scale::Linear) {
+        Ok(p) => format!("; report: {}", p.display()),
+        Err(e) => {
+            eprintln!("error: the sweep's report.html not written: {e:#}");
+            String::new()
+        }
+    };
+    say!("\nsweep: {} points in {}; table: {}{report}", total, base.display(), base.join("sweep.csv").display());
     code.0
 }
 

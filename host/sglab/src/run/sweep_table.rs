@@ -39,7 +39,14 @@ pub fn point_summary(dir: &Path) -> Option<RunSummary> {
 /// directory under `base` that has a `point.json`, in point order: the
 /// points of a sequential or parallel sweep, or of `--point K` runs spread
 /// over a cluster. Returns how many points it found.
-pub fn rebuild(base: &Path) -> anyhow::Result<usize> {
+pub fn rebuild(base: &Path, y_scale: crate::plots::Scale) -> anyhow::Result<usize> {
+    let found = points(base)?;
+    write_csv(base, &found, y_scale)?;
+    Ok(found.len())
+}
+
+/// Every point directory under `base` with its `point.json`, in point order.
+pub fn points(base: &Path) -> anyhow::Result<Vec<(PointMeta, PathBuf)>> {
     let mut found: Vec<(PointMeta, PathBuf)> = Vec::new();
     for entry in std::fs::read_dir(base).with_context(|| format!("reading {}", base.display()))? {
         let dir = entry?.path();
@@ -49,8 +56,44 @@ pub fn rebuild(base: &Path) -> anyhow::Result<usize> {
         found.push((meta, dir));
     }
     found.sort_by_key(|(m, _)| m.point);
-    write_csv(base, &found)?;
-    Ok(found.len())
+    Ok(found)
+}
+
+/// A swept value as a reader writes it: a server flag list
+/// `["--max-running-requests", "8"]` reads `max-running-requests=8`, a key
+/// `routing.plugin = "x"` reads `plugin=x`.
+pub fn readable(key: &str, v: &toml::Value) -> String {
+    let short = key.rsplit('.').next().unwrap_or(key);
+    match v {
+        toml::Value::Array(items) if items.iter().all(|i| i.is_str()) && !items.is_empty() => {
+            let words: Vec<&str> = items.iter().filter_map(|i| i.as_str()).collect();
+            let mut parts = Vec::new();
+            let mut i = 0;
+            while i < words.len() {
+                let flag = words[i].trim_start_matches('-');
+                match words.get(i + 1) {
+                    Some(val) if words[i].starts_with("--") && !val.starts_with("--") => {
+                        parts.push(format!("{flag}={val}"));
+                        i += 2;
+                    }
+                    _ => {
+                        parts.push(flag.to_owned());
+                        i += 1;
+                    }
+                }
+            }
+            parts.join(" ")
+        }
+        toml::Value::String(s) => format!("{short}={s}"),
+        other => format!("{short}={other}"),
+    }
+}
+
+/// A point's label from its swept values, leaving out `skip` (the x axis).
+pub fn point_label(p: &PointMeta, skip: Option<&str>) -> String {
+    let parts: Vec<String> =
+        p.values.iter().filter(|(k, _)| Some(k.as_str()) != skip).map(|(k, v)| readable(k, v)).collect();
+    if parts.is_empty() { "run".to_owned() } else { parts.join(", ") }
 }
 
 /// What `point.json` in a point's directory says about the point.
@@ -67,7 +110,7 @@ pub struct PointMeta {
 /// The file name of a point's [`PointMeta`].
 pub const POINT_FILE: &str = "point.json";
 
-fn write_csv(base: &Path, done: &[(PointMeta, PathBuf)]) -> anyhow::Result<()> {
+fn write_csv(base: &Path, done: &[(PointMeta, PathBuf)], y_scale: crate::plots::Scale) -> anyhow::Result<()> {
     // Every swept key, in order of first appearance (explicit points may differ).
     let mut keys: Vec<&str> = Vec::new();
     for (p, _) in done {
@@ -112,33 +155,22 @@ fn write_csv(base: &Path, done: &[(PointMeta, PathBuf)]) -> anyhow::Result<()> {
     }
     // Several `--point K` tasks may finish at once: each writes whole.
     crate::results::write_atomic(&base.join("sweep.csv"), out.as_bytes())?;
-    plot_vs_rate(base, done, &keys)
+    plot_vs_rate(base, done, &keys, y_scale)
 }
 
 /// With `arrival.rate` among the swept keys: p50/p99 TTFT and p99 total
 /// latency against the request rate, one line per combination of the other
 /// swept keys (e.g. per routing strategy).
-fn plot_vs_rate(base: &Path, done: &[(PointMeta, PathBuf)], keys: &[&str]) -> anyhow::Result<()> {
+fn plot_vs_rate(
+    base: &Path,
+    done: &[(PointMeta, PathBuf)],
+    keys: &[&str],
+    y_scale: crate::plots::Scale,
+) -> anyhow::Result<()> {
     if !keys.contains(&"arrival.rate") {
         return Ok(());
     }
-    let label = |p: &PointMeta| {
-        let parts: Vec<String> = p
-            .values
-            .iter()
-            .filter(|(k, _)| k != "arrival.rate")
-            .map(|(k, v)| {
-                format!(
-                    "{k}={}",
-                    match v {
-                        toml::Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    }
-                )
-            })
-            .collect();
-        if parts.is_empty() { "run".to_owned() } else { parts.join(", ") }
-    };
+    let label = |p: &PointMeta| point_label(p, Some("arrival.rate"));
     let mut plots: Vec<(&str, &str, Metric, crate::plots::Series)> = vec![
         ("ttft_total_p50_vs_rate.svg", "ttft_total p50 (from arrival)", |m| stat(&m.ttft_total, |d| d.p50), Vec::new()),
         ("ttft_p50_vs_rate.svg", "ttft p50", |m| stat(&m.ttft, |d| d.p50), Vec::new()),
@@ -175,6 +207,7 @@ fn plot_vs_rate(base: &Path, done: &[(PointMeta, PathBuf)], keys: &[&str]) -> an
             series: &series,
             style: crate::plots::Style::Markers,
             x_scale: crate::plots::Scale::Linear,
+            y_scale,
             x_fit: true,
             y_integer: false,
             y_max: None,

@@ -250,5 +250,6 @@ pub fn run(
         nodes,
         router: None,
         virtual_time: Some(virtual_time),
+        server_step_lag_ms: Vec::new(),
     })
 }
