@@ -286,6 +286,17 @@ impl<B: BatchPolicy, R: RoutePolicy> Session<B, R> {
         self.disp.in_flight()
     }
 
+    /// Requests arrived and not yet sent (held by the batcher or waiting
+    /// for a route).
+    pub fn queued(&self) -> usize {
+        self.disp.queued() + self.disp.pending_route()
+    }
+
+    /// Each node's requests in flight.
+    pub fn node_in_flight(&self) -> impl Iterator<Item = u32> + '_ {
+        self.disp.nodes().iter().map(|n| n.in_flight)
+    }
+
     /// The plugins (for their counters).
     pub fn plugins(&self) -> (&B, &R) {
         (&self.batcher, &self.router)

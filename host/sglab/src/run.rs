@@ -47,6 +47,7 @@ pub(crate) fn set_silent(on: bool) {
 mod driver;
 mod finish;
 mod live;
+mod live_view;
 mod prepare;
 mod sweep;
 pub mod sweep_table;

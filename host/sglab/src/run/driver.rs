@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
 
-use indicatif::ProgressBar;
+use super::live_view::LiveView;
 use sglab_core::Nanos;
 use sglab_core::arrival::Schedule;
 use sglab_core::config::Backend;
@@ -85,8 +85,8 @@ pub struct Input {
     pub runtime: tokio::runtime::Handle,
     /// HTTP client.
     pub http: Http,
-    /// Progress bar (one tick per finished request).
-    pub progress: ProgressBar,
+    /// The live view (progress and rolling figures).
+    pub progress: LiveView,
 }
 
 pub use sglab_core::session::Stop;
@@ -111,8 +111,9 @@ struct Driver {
     records: Sender<RequestRecord>,
     runtime: tokio::runtime::Handle,
     http: Http,
-    progress: ProgressBar,
+    progress: LiveView,
     events: Sender<Event>,
+    in_flight: Vec<u32>,
     cancel: watch::Sender<bool>,
     acts: Vec<Act>,
 }
@@ -129,6 +130,14 @@ impl Driver {
         }
     }
 
+    fn refresh_view(&mut self, now: Nanos) {
+        if self.progress.next_draw().is_some_and(|t| t <= now) {
+            self.in_flight.clear();
+            self.in_flight.extend(self.session.node_in_flight());
+            self.progress.refresh(now, self.session.queued(), &self.in_flight);
+        }
+    }
+
     /// Carries out what the session asked for.
     fn act(&mut self) {
         self.session.take_acts(&mut self.acts);
@@ -136,8 +145,8 @@ impl Driver {
             match act {
                 Act::Send { id, node } => self.spawn(id, node),
                 Act::Record(rec) => {
+                    self.progress.record(&rec);
                     let _ = self.records.send(rec);
-                    self.progress.inc(1);
                 }
                 Act::CancelInFlight => {
                     let _ = self.cancel.send(true);
@@ -226,6 +235,7 @@ pub fn run(input: Input, events_tx: Sender<Event>, events: Receiver<Event>) -> O
         http: input.http,
         progress: input.progress,
         events: events_tx,
+        in_flight: Vec::new(),
         cancel,
         acts: Vec::new(),
     };
@@ -240,7 +250,10 @@ pub fn run(input: Input, events_tx: Sender<Event>, events: Receiver<Event>) -> O
             break;
         }
         let now = d.clock.now_ns();
-        let got = match d.session.next_due() {
+        d.refresh_view(now);
+        // Wake for the view too, so it moves while nothing else happens.
+        let due = [d.session.next_due(), d.progress.next_draw()].into_iter().flatten().min();
+        let got = match due {
             Some(t) if t <= now => continue,
             Some(t) => events.recv_timeout(Duration::from_nanos(t - now)),
             None => events.recv().map_err(|_| RecvTimeoutError::Disconnected),
@@ -252,7 +265,7 @@ pub fn run(input: Input, events_tx: Sender<Event>, events: Receiver<Event>) -> O
         }
         d.act();
     }
-    d.progress.finish_and_clear();
+    d.progress.finish();
     let (stop, batcher, router) = d.session.into_parts();
     Output {
         stop,

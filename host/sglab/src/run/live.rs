@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use sglab_core::config::{Experiment, Process, RoutingMode};
 
 use super::finish::{Driven, startup_failed};
-use super::{RunEnd, driver, prepare, progress_bar};
+use super::{RunEnd, driver, prepare};
 use crate::nodes::Nodes;
 use crate::plugin::{RunClock, WasmBatcher, WasmRouter};
 use crate::results::RecordWriter;
@@ -108,6 +108,11 @@ pub async fn run(
     )?;
     let interrupt = tx.clone();
     let limit = |v: f64| (v > 0.0).then_some((v * 1e9) as u64);
+    // The view has a line per dispatch target: the router when there is one.
+    let view_names = match &nodes.router {
+        Some(r) => vec![r.name.clone()],
+        None => nodes.list.iter().map(|n| n.name.clone()).collect(),
+    };
     let input = driver::Input {
         specs: load.specs.clone(),
         prefix_hashes: load.prefix_hashes.clone(),
@@ -123,7 +128,7 @@ pub async fn run(
         records: writer.sender(),
         runtime: tokio::runtime::Handle::current(),
         http: http.clone(),
-        progress: progress_bar(quiet, load.specs.len()),
+        progress: super::live_view::LiveView::new(quiet, load.specs.len(), view_names),
     };
     let direct: Vec<crate::client::Endpoint> = nodes.list.iter().map(crate::nodes::Node::endpoint).collect();
     let lag_before = prepare::step_lag_max(&direct, &http).await;
