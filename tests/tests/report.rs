@@ -18,6 +18,21 @@ fn chromium() -> PathBuf {
     panic!("no chromium: scripts/test.sh installs Debian's chromium package (or set SGLAB_CHROMIUM)")
 }
 
+/// The DOM of an HTML file as headless Chromium renders it.
+fn rendered(scratch: &std::path::Path, html: &std::path::Path) -> String {
+    let profile = scratch.join("chromium-profile");
+    let out = Command::new(chromium())
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"])
+        .args(["--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .expect("run chromium");
+    assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The plots of a run without `results.tokens_csv`: the per-request TPOT
 /// CDF stands in for the per-token ITL CDF, under its own name.
 const PLOTS: [&str; 7] = [
@@ -33,23 +48,30 @@ const PLOTS: [&str; 7] = [
 #[test]
 fn report_renders_in_headless_chromium_and_compare_prints_ratios() {
     let s = Scratch::new("report");
-    let body = "[workload]\ndataset = \"shared-prefix\"\nnum_groups = 2\nprompts_per_group = 6\nsystem_prompt_len = 256\nquestion_len = 16\noutput_len = 12\n\n[arrival]\nprocess = \"poisson\"\nrate = 30.0\n\n[[nodes]]\nlaunch = \"sim\"\nreplicas = 2\n\n[results]\nserver_metrics_interval_s = 0.1\n";
+    let body = "[workload]\ndataset = \"shared-prefix\"\nnum_groups = 2\nprompts_per_group = 6\nsystem_prompt_len = 256\nquestion_len = 16\noutput_len = 12\n\n[arrival]\nprocess = \"poisson\"\nrate = 30.0\n\n[[nodes]]\nlaunch = \"sim\"\nreplicas = 2\nargs = [\"--max-running-requests\", \"4\"]\n\n[routing]\nplugin = \"least-inflight\"\n\n[client]\nmax_schedule_lag_ms = 1000.0\n\n[results]\nserver_metrics_interval_s = 0.1\n";
     let exp = s.write("exp.toml", &experiment("report", body));
     for _ in 0..2 {
         let out = run_experiment(&s.path, &exp, &[]);
         assert!(out.status.success(), "{}", stderr(&out));
-        // The table says what ran above it.
+        // The table says what ran above it, one labelled row each.
         let text = stdout(&out);
-        let head: Vec<&str> = text.lines().take(4).collect();
+        let row = |k: &str| {
+            text.lines()
+                .find(|l| l.split_whitespace().next() == Some(k))
+                .unwrap_or_else(|| panic!("no {k} row: {text}"))
+                .to_owned()
+        };
+        assert!(text.starts_with("sglab ") && row("sglab").contains("0.1.0"), "{text}");
+        assert!(row("experiment").contains("report | real clock | seed 7"), "{text}");
         assert!(
-            head[0].starts_with("sglab 0.1.0") && head[0].contains("| experiment report | real clock | seed 7"),
+            row("workload").contains("shared-prefix, 2 groups x 6 prompts, system 256 + question 16 tokens, output 12; 12 requests via sglang (streaming)"),
             "{text}"
         );
-        assert!(
-            head[1].starts_with("workload   shared-prefix via sglang, 12 requests | arrival poisson 30 req/s"),
-            "{text}"
-        );
-        assert!(head[2].starts_with("nodes      ") && head[3].contains("batching immediate"), "{text}");
+        assert_eq!(row("arrival"), "arrival     poisson 30 req/s");
+        assert!(row("nodes").ends_with("2 x sim --max-running-requests 4"), "{text}");
+        assert!(row("batching").contains("immediate 0.1.0 (sha256 "), "{text}");
+        assert!(row("routing").contains("least-inflight 0.1.0 (sha256 "), "{text}");
+        assert_eq!(row("degraded"), "degraded    no");
     }
     let mut runs: Vec<PathBuf> =
         std::fs::read_dir(s.path.join("results/report")).unwrap().map(|e| e.unwrap().path()).collect();
@@ -58,6 +80,8 @@ fn report_renders_in_headless_chromium_and_compare_prints_ratios() {
     for p in PLOTS {
         let svg = std::fs::read_to_string(dir.join("plots").join(p)).unwrap();
         assert!(svg.contains("<polyline"), "{p} has no data line");
+        let png = std::fs::read(dir.join("plots").join(p).with_extension("png")).unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{p}: a PNG beside the SVG");
     }
     assert!(!dir.join("plots/itl_cdf.svg").exists(), "no per-token ITL CDF without token times");
     // One peak definition: the throughput plot's title and the summary's
@@ -73,17 +97,7 @@ fn report_renders_in_headless_chromium_and_compare_prints_ratios() {
     assert_eq!(tokens, summary["metrics"]["tokens"]["output"].as_f64().unwrap(), "every output token binned");
     let svg = std::fs::read_to_string(dir.join("plots/throughput.svg")).unwrap();
     assert!(svg.contains(&format!("peak {peak:.0} tok/s")), "the plot names the summary's peak");
-    let profile = s.path.join("chromium-profile");
-    let out = Command::new(chromium())
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"])
-        .args(["--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("--dump-dom")
-        .arg(format!("file://{}", dir.join("report.html").display()))
-        .output()
-        .expect("run chromium");
-    let dom = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+    let dom = rendered(&s.path, &dir.join("report.html"));
     for p in PLOTS {
         let at = dom.find(&format!("id=\"{p}\"")).unwrap_or_else(|| panic!("{p} missing from the rendered report"));
         let rest = &dom[at..];
@@ -91,7 +105,21 @@ fn report_renders_in_headless_chromium_and_compare_prints_ratios() {
         let plot = &rest[..end];
         assert!(plot.contains("<svg") && plot.contains("<polyline"), "{p} is empty in the rendered report");
     }
-    assert!(dom.contains("<h2>Latency (ms)</h2>") && dom.contains("<td>ttft</td>"));
+    assert!(dom.contains("<h2>Latency (ms)</h2>") && dom.contains("<td>ttft_total (from arrival)</td>"));
+    // It says what ran and shows every headline figure.
+    for want in [
+        "<th>nodes</th><td>2 x sim --max-running-requests 4</td>",
+        "<th>arrival</th><td>poisson 30 req/s</td>",
+        "<th>degraded</th><td>no</td>",
+        "<th>input tok/s</th>",
+        "<th>prefix cache hit rate</th>",
+        "<th>SLO attainment</th>",
+        "config.toml (resolved)",
+    ] {
+        assert!(dom.contains(want), "{want} missing from the report");
+    }
+    let sha = summary["plugins"]["routing"]["sha256"].as_str().unwrap();
+    assert!(dom.contains(&format!("least-inflight 0.1.0 (sha256 {})", &sha[..12])), "plugin sha256 in the report");
 
     let out = sglab(&s.path).arg("compare").args(&runs).args(["--out", "cmp"]).output().unwrap();
     let text = stdout(&out);
@@ -101,7 +129,74 @@ fn report_renders_in_headless_chromium_and_compare_prints_ratios() {
     let total = text.find("| ttft_total mean (from arrival) (ms) |").expect("ttft_total row");
     let sent = text.find("| ttft mean (from sending) (ms) |").expect("ttft row");
     assert!(total < sent, "{text}");
-    for f in ["compare.md", "ttft_cdf.svg", "total_latency_cdf.svg"] {
+    for f in ["compare.md", "ttft_total_cdf.svg", "total_latency_cdf.svg", "ttft_total_cdf.png"] {
         assert!(s.path.join("cmp").join(f).is_file(), "{f}");
     }
+}
+
+#[test]
+fn a_sweep_gets_one_report_with_plots_over_what_it_varies() {
+    let s = Scratch::new("sweep-report");
+    // Strategies (no rate swept): bars per point and overlaid CDFs.
+    let body = "[workload]\nnum_requests = 60\ninput_len = 128\noutput_len = 16\n\n[arrival]\nrate = 20.0\n\n[[nodes]]\nlaunch = \"sim\"\nreplicas = 2\n\n[sweep]\n\"routing.plugin\" = [\"round-robin\", \"least-inflight\"]\n\"nodes.0.args\" = [[\"--max-running-requests\", \"4\"]]\n";
+    let exp = s.write("strategies.toml", &experiment("strategies", body));
+    let out = run_experiment(&s.path, &exp, &["--set", "experiment.clock=\"virtual\""]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let base = std::fs::read_dir(s.path.join("results/strategies")).unwrap().next().unwrap().unwrap().path();
+    let html = base.join("report.html");
+    assert!(html.is_file(), "the sweep run wrote its report");
+    // `sglab report` rebuilds it from the directory.
+    std::fs::remove_file(&html).unwrap();
+    let out = sglab(&s.path).arg("report").arg(&base).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("2 points") && html.is_file(), "{}", stdout(&out));
+    let dom = rendered(&s.path, &html);
+    for label in ["max-running-requests=4, plugin=round-robin", "max-running-requests=4, plugin=least-inflight"] {
+        assert!(dom.contains(&format!("<td>{label}</td>")), "{label}: a readable label in the table");
+    }
+    for plot in ["ttft_total_p50_by_point.svg", "total_latency_p99_by_point.svg", "ttft_total_cdf.svg"] {
+        let at = dom.find(&format!("id=\"{plot}\"")).unwrap_or_else(|| panic!("{plot} missing"));
+        assert!(dom[at..].contains("<svg"), "{plot} drawn");
+        assert!(base.join("plots").join(plot).with_extension("png").is_file(), "{plot} as PNG");
+    }
+    assert!(dom.contains("href=\"000-") && dom.contains("/report.html\">report</a>"), "links to the points' reports");
+    assert!(dom.contains("<th>varies</th><td>nodes.0.args, routing.plugin</td>"), "what the sweep varies");
+
+    // A rate sweep: latency against the rate, one line per other value.
+    let body = "[workload]\nnum_requests = 40\ninput_len = 128\noutput_len = 16\n\n[[nodes]]\nlaunch = \"sim\"\n\n[sweep]\n\"arrival.rate\" = [5.0, 20.0]\n";
+    let exp = s.write("rates.toml", &experiment("rates", body));
+    let out = run_experiment(&s.path, &exp, &["--set", "experiment.clock=\"virtual\""]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let base = std::fs::read_dir(s.path.join("results/rates")).unwrap().next().unwrap().unwrap().path();
+    let dom = rendered(&s.path, &base.join("report.html"));
+    assert!(dom.contains("id=\"ttft_total_p50_vs_rate.svg\"") && dom.contains("<circle"), "rate curves with markers");
+}
+
+#[test]
+fn without_a_terminal_the_live_view_writes_plain_lines() {
+    let s = Scratch::new("live-view");
+    // About 7 s at 10 req/s: one plain line at 5 s.
+    // A step-lag limit no engine meets: the run is flagged, and says why.
+    let body = "[workload]\nnum_requests = 70\ninput_len = 64\noutput_len = 8\n\n[arrival]\nprocess = \"constant\"\nrate = 10.0\n\n[client]\nmax_schedule_lag_ms = 1000.0\nmax_server_step_lag_ms = 0.000001\n\n[[nodes]]\nlaunch = \"sim\"\n";
+    let exp = s.write("exp.toml", &experiment("live", body));
+    let out = sglab(&s.path).arg("run").arg(&exp).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(!err.contains('\u{1b}'), "no escape codes: {err:?}");
+    let line = err.lines().find(|l| l.starts_with("[    5.0 s] ")).unwrap_or_else(|| panic!("no 5-s line: {err}"));
+    // 5 s in at 10 req/s: about 50 done, 1 or 2 in flight, nothing failed.
+    let done: u32 = line["[    5.0 s] ".len()..].split('/').next().unwrap().parse().unwrap();
+    assert!((40..=51).contains(&done), "{line}");
+    assert!(line.contains("/70 done, ") && line.contains(" 0 errors | last 10 s: "), "{line}");
+    assert!(line.contains(" req/s, ") && line.contains("ttft p50 ") && line.contains("itl p50 "), "{line}");
+    let rate: f64 = line.split(" req/s").next().unwrap().rsplit(' ').next().unwrap().parse().unwrap();
+    assert!((8.0..=10.5).contains(&rate), "rolling rate {rate} near 10 req/s: {line}");
+    let doc = summary(&run_dir(&s.path, "live"));
+    assert_eq!(doc["degraded"], true);
+    let why = doc["degraded_reasons"][0].as_str().unwrap();
+    assert!(
+        why.starts_with("sim-0 step lag max ") && why.ends_with(" ms > client.max_server_step_lag_ms = 0.000001"),
+        "{why}"
+    );
+    assert!(stdout(&out).contains(&format!("degraded    YES: {why}")), "{}", stdout(&out));
 }

@@ -327,3 +327,39 @@ fn plugin_failures_end_the_run_as_in_real_time() {
         }
     }
 }
+
+#[test]
+fn closed_loop_ramp_up_staggers_the_first_requests() {
+    let s = Scratch::new("vt-ramp");
+    // 4 users over 2 s: first requests at 0, 0.5, 1, 1.5 s; 512 tokens at
+    // 4 ms each outlast the ramp, so no user is back before the last starts.
+    let text = r#"
+[workload]
+num_requests = 8
+input_len = 64
+output_len = 512
+range_ratio = 1.0
+
+[arrival]
+process = "closed-loop"
+concurrency = 4
+ramp_up_s = 2.0
+
+[[nodes]]
+launch = "sim"
+args = ["--profile", "fixed", "--ttft-ms", "20", "--itl-ms", "4"]
+"#;
+    let rows = read_csv(&run(&s, "ramp", text, "virtual", &[]).join("requests.csv")).rows;
+    let first: Vec<f64> = rows.iter().take(4).map(|r| num(r, "arrival_time")).collect();
+    assert_eq!(first, [0.0, 0.5, 1.0, 1.5]);
+    // Each later request follows a finish, never before the ramp ends.
+    assert!(rows[4..].iter().all(|r| num(r, "arrival_time") > 1.5));
+    // Without the ramp they all start at once.
+    let flat = text.replace("ramp_up_s = 2.0\n", "");
+    let rows = read_csv(&run(&s, "flat", &flat, "virtual", &[]).join("requests.csv")).rows;
+    assert!(rows.iter().take(4).all(|r| num(r, "arrival_time") == 0.0));
+    // Elsewhere the key is refused, by name.
+    let bad = experiment("bad", &text.replace("\"closed-loop\"", "\"poisson\""));
+    let out = run_experiment(&s.path, &s.write("bad.toml", &bad), &["--check"]);
+    assert!(stderr(&out).contains("arrival.ramp_up_s") && stderr(&out).contains("closed-loop"), "{}", stderr(&out));
+}

@@ -51,7 +51,6 @@ pub fn generate(base: &Path, scale: plots::Scale) -> anyhow::Result<PathBuf> {
     let summaries: Vec<_> = found.iter().map(|(_, d)| point_summary(d)).collect();
     let labels: Vec<String> = found.iter().map(|(p, _)| point_label(p, None)).collect();
     let plots_dir = base.join("plots");
-    std::fs::create_dir_all(&plots_dir)?;
     let mut made: Vec<PathBuf> = Vec::new();
     if by_rate {
         // sweep.csv's rebuild drew these beside it.
@@ -66,6 +65,7 @@ pub fn generate(base: &Path, scale: plots::Scale) -> anyhow::Result<PathBuf> {
             }
         }
     } else {
+        std::fs::create_dir_all(&plots_dir)?;
         for &(file, title, axis, col) in BARS {
             let (_, metric, scale, _) = COLUMNS[col];
             let items: Vec<(String, f64)> = labels

@@ -95,7 +95,11 @@ impl LiveView {
                 for (i, (bar, n)) in nodes.iter().zip(&s.nodes).enumerate() {
                     bar.set_message(format!(
                         "{:<12} {} done, {} in flight, {} errors, ttft p50 {} ms",
-                        self.names[i], n.done, n.in_flight, n.errors, ms(n.ttft_p50_ms)
+                        self.names[i],
+                        n.done,
+                        n.in_flight,
+                        n.errors,
+                        ms(n.ttft_p50_ms)
                     ));
                 }
                 self.next_draw = now + DRAW_EVERY_NS;
