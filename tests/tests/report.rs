@@ -200,3 +200,48 @@ fn without_a_terminal_the_live_view_writes_plain_lines() {
     );
     assert!(stdout(&out).contains(&format!("degraded    YES: {why}")), "{}", stdout(&out));
 }
+
+#[test]
+fn repeats_report_mean_and_confidence_interval_per_point() {
+    let s = Scratch::new("repeats");
+    let body = "[workload]\nnum_requests = 40\ninput_len = 128\noutput_len = 16\nrange_ratio = 0.5\n\n[arrival]\nrate = 20.0\n\n[[nodes]]\nlaunch = \"sim\"\nreplicas = 2\n\n[sweep]\n\"routing.plugin\" = [\"round-robin\", \"least-inflight\"]\n";
+    let exp = s.write("exp.toml", &experiment("rep", body));
+    let out = run_experiment(&s.path, &exp, &["--clock", "virtual", "--repeats", "3"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let base = std::fs::read_dir(s.path.join("results/rep")).unwrap().next().unwrap().unwrap().path();
+    let sweep = read_csv(&base.join("sweep.csv"));
+    assert_eq!(sweep.rows.len(), 6, "a row per repeat");
+    let seeds: Vec<f64> = sweep.rows.iter().map(|r| num(r, "experiment.seed")).collect();
+    assert_eq!(seeds, [7.0, 8.0, 9.0, 7.0, 8.0, 9.0], "seed, seed+1, seed+2 for each point");
+    let rep = read_csv(&base.join("repeats.csv"));
+    assert_eq!(rep.rows.len(), 2);
+    for (g, row) in rep.rows.iter().enumerate() {
+        assert_eq!(num(row, "repeats"), 3.0);
+        let v: Vec<f64> = sweep.rows[g * 3..g * 3 + 3].iter().map(|r| num(r, "ttft_total_p99_ms")).collect();
+        let mean = v.iter().sum::<f64>() / 3.0;
+        let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 2.0).sqrt();
+        assert!((num(row, "ttft_total_p99_ms_mean") - mean).abs() < 1e-9, "{row:?}");
+        assert!((num(row, "ttft_total_p99_ms_ci95") - 4.303 * sd / 3f64.sqrt()).abs() < 1e-9, "{row:?}");
+        assert!(sd > 0.0, "different seeds draw different workloads: {v:?}");
+    }
+    assert_eq!(rep.rows[0]["point"], "plugin=round-robin");
+    let html = std::fs::read_to_string(base.join("report.html")).unwrap();
+    assert!(
+        html.contains("Repeats: mean ± 95 % confidence interval") && html.contains(" ± "),
+        "the report's repeats table"
+    );
+    assert!(html.contains("plugin=round-robin (mean of 3)"), "bars are the repeats' means");
+    // A sweep over the seed and --repeats both: refused, by name.
+    let seeds = s.write(
+        "seeds.toml",
+        &experiment(
+            "seeds",
+            &body
+                .replace("\"routing.plugin\"", "\"experiment.seed\"")
+                .replace("[\"round-robin\", \"least-inflight\"]", "[1, 2]"),
+        ),
+    );
+    let out = run_experiment(&s.path, &seeds, &["--repeats", "2"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--repeats 2: the sweep already varies experiment.seed"), "{}", stderr(&out));
+}

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 mod pool;
+pub mod repeats;
 
 use crate::config::Slo;
 use crate::record::{RequestRecord, Status};

@@ -188,6 +188,34 @@ fn deserialize(table: Table, shown: &str, path: &Path) -> Result<Loaded, ConfigE
     Ok(Loaded { exp, path: path.to_path_buf(), base_dir })
 }
 
+/// The key `--repeats` sweeps.
+pub const REPEAT_KEY: &str = "experiment.seed";
+
+/// Each point `n` times, repeat k with seed + k (`--repeats N`); the seed
+/// becomes a swept key, so each repeat has its own row and directory.
+pub fn repeat(points: Vec<Point>, n: u32) -> Result<Vec<Point>, String> {
+    if n <= 1 {
+        return Ok(points);
+    }
+    if points.iter().any(|p| p.values.iter().any(|(k, _)| k == REPEAT_KEY)) {
+        return Err(format!("--repeats {n}: the sweep already varies {REPEAT_KEY}; use one or the other"));
+    }
+    Ok(points
+        .into_iter()
+        .flat_map(|p| {
+            (0..u64::from(n)).map(move |k| {
+                let mut q = p.clone();
+                let seed = p.loaded.exp.experiment.seed.wrapping_add(k);
+                q.loaded.exp.experiment.seed = seed;
+                q.values.push((REPEAT_KEY.to_owned(), Value::Integer(seed as i64)));
+                let sep = if p.label.is_empty() { "" } else { "," };
+                q.label = format!("{}{sep}{REPEAT_KEY}={seed}", p.label);
+                q
+            })
+        })
+        .collect())
+}
+
 fn value_label(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),

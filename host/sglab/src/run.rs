@@ -106,6 +106,12 @@ pub struct RunArgs {
     /// number of cores).
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// Run every point N times, with seeds seed, seed+1, ... (new workload
+    /// draws and arrivals each time): sweep.csv has a row per repeat, and
+    /// repeats.csv and the sweep's report.html give each point's mean and
+    /// 95 % confidence interval.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub repeats: u32,
     /// Run only point K (0-based) of a sweep, into the sweep directory given
     /// with --resume (or a new one), e.g. one task of a Slurm job array.
     #[arg(long, value_name = "K")]
@@ -241,7 +247,10 @@ pub fn main(mut args: RunArgs) -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
-    let points = match experiment::load_points(&args.file, &args.sets, &args.urls) {
+    let points = match experiment::load_points(&args.file, &args.sets, &args.urls)
+        .map_err(|e| e.to_string())
+        .and_then(|p| experiment::repeat(p, args.repeats))
+    {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");

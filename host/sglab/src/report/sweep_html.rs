@@ -12,7 +12,8 @@ use sglab_core::run_summary::{Metric, stat};
 
 use super::run_html::{STYLE, esc, experiment, what_table};
 use crate::plots;
-use crate::run::sweep_table::{point_label, point_summary, points};
+use crate::run::sweep_table::{point_label, point_summary, points, repeat_groups};
+use sglab_core::stats::repeats::mean_ci95;
 
 /// (column, metric, scale, decimals).
 const COLUMNS: &[(&str, Metric, f64, usize)] = &[
@@ -49,7 +50,11 @@ pub fn generate(base: &Path, scale: plots::Scale) -> anyhow::Result<PathBuf> {
     }
     let by_rate = keys.contains(&"arrival.rate");
     let summaries: Vec<_> = found.iter().map(|(_, d)| point_summary(d)).collect();
-    let labels: Vec<String> = found.iter().map(|(p, _)| point_label(p, None)).collect();
+    let labels: Vec<String> = found.iter().map(|(p, _)| point_label(p, &[])).collect();
+    // Repeats of a point (`--repeats`) are one group: one bar (their
+    // mean), one pooled CDF, one row of means and confidence intervals.
+    let groups = repeat_groups(&found);
+    let repeated = groups.iter().any(|(_, m)| m.len() > 1);
     let plots_dir = base.join("plots");
     let mut made: Vec<PathBuf> = Vec::new();
     if by_rate {
@@ -68,10 +73,14 @@ pub fn generate(base: &Path, scale: plots::Scale) -> anyhow::Result<PathBuf> {
         std::fs::create_dir_all(&plots_dir)?;
         for &(file, title, axis, col) in BARS {
             let (_, metric, scale, _) = COLUMNS[col];
-            let items: Vec<(String, f64)> = labels
+            let items: Vec<(String, f64)> = groups
                 .iter()
-                .zip(&summaries)
-                .filter_map(|(l, s)| Some((l.clone(), metric(&s.as_ref()?.metrics)? * scale)))
+                .filter_map(|(l, members)| {
+                    let v: Vec<f64> = members.iter().filter_map(|&i| metric(&summaries[i].as_ref()?.metrics)).collect();
+                    let m = mean_ci95(&v)?;
+                    let label = if members.len() > 1 { format!("{l} (mean of {})", m.n) } else { l.clone() };
+                    Some((label, m.mean * scale))
+                })
                 .collect();
             if !items.is_empty() {
                 let p = plots_dir.join(file);
@@ -81,11 +90,16 @@ pub fn generate(base: &Path, scale: plots::Scale) -> anyhow::Result<PathBuf> {
         }
         // Overlaid CDFs, one line per point, in the bars' colours.
         let (mut ttft, mut total) = (Vec::new(), Vec::new());
-        for ((_, dir), label) in found.iter().zip(&labels) {
-            let Ok(recs) = super::load_records(dir) else { continue };
-            let ok = recs.iter().filter(|r| r.status == Status::Ok);
-            ttft.push((label.clone(), ok.clone().filter_map(|r| r.derived().ttft_total).map(|v| v * 1e3).collect()));
-            total.push((label.clone(), ok.filter_map(|r| r.derived().total_latency).map(|v| v * 1e3).collect()));
+        for (label, members) in &groups {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            for &i in members {
+                let Ok(recs) = super::load_records(&found[i].1) else { continue };
+                let ok = recs.iter().filter(|r| r.status == Status::Ok);
+                a.extend(ok.clone().filter_map(|r| r.derived().ttft_total).map(|v| v * 1e3));
+                b.extend(ok.filter_map(|r| r.derived().total_latency).map(|v| v * 1e3));
+            }
+            ttft.push((label.clone(), a));
+            total.push((label.clone(), b));
         }
         let p = plots_dir.join("ttft_total_cdf.svg");
         plots::cdf(&p, "Time to first token from arrival (ttft_total)", "milliseconds", &ttft, scale)?;
@@ -143,7 +157,27 @@ pub fn generate(base: &Path, scale: plots::Scale) -> anyhow::Result<PathBuf> {
         };
         let _ = write!(h, "<td{class}>{}</td><td>{link}</td></tr>", esc(&degraded));
     }
-    h.push_str("</table><h2>Plots</h2><p>Each plot is also written as PNG (2x) beside its SVG.</p>");
+    h.push_str("</table>");
+    if repeated {
+        h.push_str("<h2>Repeats: mean ± 95 % confidence interval</h2><p>Student's t interval over each point's repeats (seeds seed, seed+1, ...); also in repeats.csv.</p><table><tr><th>point</th><th>repeats</th>");
+        for (c, ..) in COLUMNS {
+            let _ = write!(h, "<th>{}</th>", esc(c));
+        }
+        h.push_str("</tr>");
+        for (label, members) in &groups {
+            let have: Vec<_> = members.iter().filter_map(|&i| summaries[i].as_ref()).collect();
+            let _ = write!(h, "<tr><td>{}</td><td>{}</td>", esc(label), have.len());
+            for (_, metric, scale, decimals) in COLUMNS {
+                let v: Vec<f64> = have.iter().filter_map(|s| metric(&s.metrics)).map(|v| v * scale).collect();
+                let cell = mean_ci95(&v)
+                    .map_or("-".into(), |r| format!("{:.*} ± {:.*}", *decimals, r.mean, *decimals, r.ci95));
+                let _ = write!(h, "<td>{cell}</td>");
+            }
+            h.push_str("</tr>");
+        }
+        h.push_str("</table>");
+    }
+    h.push_str("<h2>Plots</h2><p>Each plot is also written as PNG (2x) beside its SVG.</p>");
     for p in &made {
         let svg = std::fs::read_to_string(p)?;
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");

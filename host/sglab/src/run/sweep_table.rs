@@ -8,6 +8,9 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use sglab_core::record::csv_field;
 use sglab_core::run_summary::{Metric, RunSummary, stat};
+use sglab_core::stats::repeats::mean_ci95;
+
+use crate::experiment::REPEAT_KEY;
 
 /// Headline columns of `sweep.csv` after `point,dir,status` and the swept
 /// keys: (column, metric, scale).
@@ -89,10 +92,11 @@ pub fn readable(key: &str, v: &toml::Value) -> String {
     }
 }
 
-/// A point's label from its swept values, leaving out `skip` (the x axis).
-pub fn point_label(p: &PointMeta, skip: Option<&str>) -> String {
+/// A point's label from its swept values, leaving out the `skip` keys
+/// (the x axis, the repeat seed).
+pub fn point_label(p: &PointMeta, skip: &[&str]) -> String {
     let parts: Vec<String> =
-        p.values.iter().filter(|(k, _)| Some(k.as_str()) != skip).map(|(k, v)| readable(k, v)).collect();
+        p.values.iter().filter(|(k, _)| !skip.contains(&k.as_str())).map(|(k, v)| readable(k, v)).collect();
     if parts.is_empty() { "run".to_owned() } else { parts.join(", ") }
 }
 
@@ -155,6 +159,7 @@ fn write_csv(base: &Path, done: &[(PointMeta, PathBuf)], y_scale: crate::plots::
     }
     // Several `--point K` tasks may finish at once: each writes whole.
     crate::results::write_atomic(&base.join("sweep.csv"), out.as_bytes())?;
+    write_repeats(base, done)?;
     plot_vs_rate(base, done, &keys, y_scale)
 }
 
@@ -170,7 +175,8 @@ fn plot_vs_rate(
     if !keys.contains(&"arrival.rate") {
         return Ok(());
     }
-    let label = |p: &PointMeta| point_label(p, Some("arrival.rate"));
+    // Repeats of a point average into one marker.
+    let label = |p: &PointMeta| point_label(p, &["arrival.rate", REPEAT_KEY]);
     let mut plots: Vec<(&str, &str, Metric, crate::plots::Series)> = vec![
         ("ttft_total_p50_vs_rate.svg", "ttft_total p50 (from arrival)", |m| stat(&m.ttft_total, |d| d.p50), Vec::new()),
         ("ttft_p50_vs_rate.svg", "ttft p50", |m| stat(&m.ttft, |d| d.p50), Vec::new()),
@@ -199,6 +205,17 @@ fn plot_vs_rate(
     for (file, what, _, mut series) in plots {
         for (_, pts) in &mut series {
             pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let mut merged: Vec<(f64, f64, f64)> = Vec::new();
+            for &(x, y) in pts.iter() {
+                match merged.last_mut() {
+                    Some(m) if m.0 == x => {
+                        m.1 += y;
+                        m.2 += 1.0;
+                    }
+                    _ => merged.push((x, y, 1.0)),
+                }
+            }
+            *pts = merged.into_iter().map(|(x, sum, n)| (x, sum / n)).collect();
         }
         crate::plots::Chart {
             title: &format!("{what} vs request rate"),
@@ -215,4 +232,45 @@ fn plot_vs_rate(
         .save(&base.join(file))?;
     }
     Ok(())
+}
+
+/// The points grouped by their swept values other than the repeat seed,
+/// in point order: (label, members).
+pub fn repeat_groups(done: &[(PointMeta, PathBuf)]) -> Vec<(String, Vec<usize>)> {
+    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+    for (i, (p, _)) in done.iter().enumerate() {
+        let label = point_label(p, &[REPEAT_KEY]);
+        match groups.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, m)) => m.push(i),
+            None => groups.push((label, vec![i])),
+        }
+    }
+    groups
+}
+
+/// With repeats (`--repeats N`): `repeats.csv`, one row per point with
+/// the mean and 95 % CI half-width of each headline column over its repeats.
+fn write_repeats(base: &Path, done: &[(PointMeta, PathBuf)]) -> anyhow::Result<()> {
+    if !done.iter().any(|(p, _)| p.values.iter().any(|(k, _)| k == REPEAT_KEY)) {
+        return Ok(());
+    }
+    let summaries: Vec<Option<RunSummary>> = done.iter().map(|(_, d)| point_summary(d)).collect();
+    let mut out = String::from("point,repeats");
+    for (c, _, _) in COLUMNS {
+        out.push_str(&format!(",{c}_mean,{c}_ci95"));
+    }
+    out.push('\n');
+    for (label, members) in repeat_groups(done) {
+        let have: Vec<&RunSummary> = members.iter().filter_map(|&i| summaries[i].as_ref()).collect();
+        out.push_str(&format!("{},{}", csv_field(&label), have.len()));
+        for (_, metric, scale) in COLUMNS {
+            let v: Vec<f64> = have.iter().filter_map(|s| metric(&s.metrics)).map(|v| v * scale).collect();
+            match mean_ci95(&v) {
+                Some(r) => out.push_str(&format!(",{},{}", r.mean, r.ci95)),
+                None => out.push_str(",,"),
+            }
+        }
+        out.push('\n');
+    }
+    crate::results::write_atomic(&base.join("repeats.csv"), out.as_bytes())
 }
