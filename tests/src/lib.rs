@@ -120,6 +120,16 @@ pub fn num(row: &HashMap<String, String>, col: &str) -> f64 {
     row[col].parse().unwrap_or_else(|e| panic!("{col}={:?}: {e}", row[col]))
 }
 
+/// A time column of `requests.csv` in whole nanoseconds, read exactly
+/// from its 9 fixed decimals (so identities between columns hold exactly).
+pub fn ns(row: &HashMap<String, String>, col: &str) -> i128 {
+    let cell = &row[col];
+    let (whole, frac) = cell.split_once('.').unwrap_or_else(|| panic!("{col}={cell:?}: no decimals"));
+    assert_eq!(frac.len(), 9, "{col}={cell:?}: not 9 decimals");
+    let sign = if whole.starts_with('-') { -1 } else { 1 };
+    sign * (whole.trim_start_matches('-').parse::<i128>().unwrap() * 1_000_000_000 + frac.parse::<i128>().unwrap())
+}
+
 /// A `sglab sim` process on a free loopback port, killed on drop.
 #[derive(Debug)]
 pub struct SimNode {

@@ -59,9 +59,11 @@ args = ["--profile", "fixed", "--ttft-ms", "20", "--itl-ms", "2"]
     let mut per_node = [0; 2];
     for r in &csv.rows {
         assert_eq!(r["status"], "ok", "{r:?}");
-        assert_eq!(num(r, "server_latency"), num(r, "finish_time") - num(r, "to_server_time"));
-        assert_eq!(num(r, "total_latency"), num(r, "finish_time") - num(r, "arrival_time"));
-        assert_eq!(num(r, "ttft"), num(r, "first_token_time") - num(r, "to_server_time"));
+        // Exact, digit for digit: every time has 9 decimals (nanoseconds).
+        assert_eq!(ns(r, "server_latency"), ns(r, "finish_time") - ns(r, "to_server_time"));
+        assert_eq!(ns(r, "total_latency"), ns(r, "finish_time") - ns(r, "arrival_time"));
+        assert_eq!(ns(r, "ttft"), ns(r, "first_token_time") - ns(r, "to_server_time"));
+        assert_eq!(ns(r, "queue_time"), ns(r, "to_server_time") - ns(r, "arrival_time"));
         let (inp, dec) = (num(r, "input_length"), num(r, "decode_length"));
         assert!((32.0..=64.0).contains(&inp) && (6.0..=12.0).contains(&dec), "{r:?}");
         assert!(num(r, "ttft") >= 0.020, "ttft below the configured 20 ms: {r:?}");

@@ -125,6 +125,10 @@ fn report_renders_in_headless_chromium_and_compare_prints_ratios() {
     let text = stdout(&out);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(text.contains("| request throughput (req/s) |") && text.contains("(1.00x)"), "{text}");
+    // Counts as whole numbers, short labels, and the directories below.
+    assert!(text.contains("| metric | 1. report | 2. report |"), "{text}");
+    assert!(text.contains("| requests ok | 12 (1.00x) |"), "{text}");
+    assert!(text.contains(&format!("- 1. report: {}", runs[0].display())), "{text}");
     // TTFT from arrival leads, and each TTFT row says where it starts.
     let total = text.find("| ttft_total mean (from arrival) (ms) |").expect("ttft_total row");
     let sent = text.find("| ttft mean (from sending) (ms) |").expect("ttft row");
@@ -152,7 +156,7 @@ fn a_sweep_gets_one_report_with_plots_over_what_it_varies() {
     assert!(stdout(&out).contains("2 points") && html.is_file(), "{}", stdout(&out));
     let dom = rendered(&s.path, &html);
     for label in ["max-running-requests=4, plugin=round-robin", "max-running-requests=4, plugin=least-inflight"] {
-        assert!(dom.contains(&format!("<td>{label}</td>")), "{label}: a readable label in the table");
+        assert!(dom.contains(&format!("<td class=\"label\">{label}</td>")), "{label}: a readable label in the table");
     }
     for plot in ["ttft_total_p50_by_point.svg", "total_latency_p99_by_point.svg", "ttft_total_cdf.svg"] {
         let at = dom.find(&format!("id=\"{plot}\"")).unwrap_or_else(|| panic!("{plot} missing"));
@@ -231,6 +235,22 @@ fn repeats_report_mean_and_confidence_interval_per_point() {
         "the report's repeats table"
     );
     assert!(html.contains("plugin=round-robin (mean of 3)"), "bars are the repeats' means");
+    // compare takes the sweep directory: a column per point, its repeats
+    // as mean ± CI (the same numbers as repeats.csv), ratios of the means.
+    let out = sglab(&s.path).arg("compare").arg(&base).args(["--out", "cmp"]).output().unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        text.contains("| metric | 1a. plugin=round-robin (mean of 3) | 1b. plugin=least-inflight (mean of 3) |"),
+        "{text}"
+    );
+    let r = &rep.rows[0];
+    let cell = format!(
+        "| ttft_total p99 (from arrival) (ms) | {:.2} ± {:.2} (1.00x) |",
+        num(r, "ttft_total_p99_ms_mean"),
+        num(r, "ttft_total_p99_ms_ci95")
+    );
+    assert!(text.contains(&cell), "{cell} in {text}");
     // A sweep over the seed and --repeats both: refused, by name.
     let seeds = s.write(
         "seeds.toml",

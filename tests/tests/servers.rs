@@ -57,12 +57,7 @@ policy = "round_robin"
     assert_eq!(modes, ["plugin", "sglang-router", "plugin", "sglang-router"]);
     for p in ["ttft_p50_vs_rate.svg", "ttft_p99_vs_rate.svg", "total_latency_p99_vs_rate.svg"] {
         let svg = std::fs::read_to_string(base.join(p)).unwrap();
-        assert!(
-            svg.contains("routing.mode=plugin")
-                && svg.contains("routing.mode=sglang-router")
-                && svg.contains("<polyline"),
-            "{p}"
-        );
+        assert!(svg.contains("mode=plugin") && svg.contains("mode=sglang-router") && svg.contains("<polyline"), "{p}");
     }
     for r in &csv.rows {
         assert_eq!((r["status"].as_str(), r["requests_ok"].as_str()), ("ok", "10"), "{r:?}");

@@ -196,14 +196,30 @@ impl RequestRecord {
 /// The header of `requests.csv`. The first nine columns are fixed by contract.
 pub const CSV_HEADER: &str = "req_id,input_length,decode_length,arrival_time,to_server_time,finish_time,server_latency,total_latency,ttft,first_token_time,node,status,error,scheduled_time,queue_time,tpot,cached_tokens,token_events,ttft_total,itl_mean,itl_p99,retractions,requested_output_length,finish_reason,client_input_length,error_kind";
 
-fn opt(out: &mut String, v: Option<f64>) {
+fn diff(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    Some(a? - b?)
+}
+
+/// A time or an interval in seconds with exactly 9 decimals, from whole
+/// nanoseconds: no float noise, and `total_latency` is `finish_time -
+/// arrival_time` to the digit (differences of written values are exact).
+fn fixed_ns(out: &mut String, v: Option<i128>) {
     if let Some(v) = v {
-        let _ = write!(out, "{v}");
+        let sign = if v < 0 { "-" } else { "" };
+        let a = v.unsigned_abs();
+        let _ = write!(out, "{sign}{}.{:09}", a / 1_000_000_000, a % 1_000_000_000);
     }
 }
 
-fn diff(a: Option<f64>, b: Option<f64>) -> Option<f64> {
-    Some(a? - b?)
+/// A ratio in seconds (tpot, ITL) at the same 9-decimal precision.
+fn fixed_s(out: &mut String, v: Option<f64>) {
+    if let Some(v) = v {
+        let _ = write!(out, "{v:.9}");
+    }
+}
+
+fn ns_diff(a: Option<Nanos>, b: Option<Nanos>) -> Option<i128> {
+    Some(i128::from(a?) - i128::from(b?))
 }
 
 /// Quotes a CSV field when it needs it (RFC 4180).
@@ -281,37 +297,40 @@ impl RequestRecord {
     pub fn write_csv_with_itl(&self, out: &mut String, itl: &mut [f64]) {
         let d = self.derived();
         let _ = write!(out, "{},{},{},", self.id, self.input_length, self.decode_length);
+        let at = |t: Option<Nanos>| t.map(i128::from);
         for v in [
-            self.arrival.map(secs),
-            self.to_server.map(secs),
-            self.finish.map(secs),
-            d.server_latency,
-            d.total_latency,
-            d.ttft,
-            self.first_token.map(secs),
+            at(self.arrival),
+            at(self.to_server),
+            at(self.finish),
+            ns_diff(self.finish, self.to_server),
+            ns_diff(self.finish, self.arrival),
+            ns_diff(self.first_token, self.to_server),
+            at(self.first_token),
         ] {
-            opt(out, v);
+            fixed_ns(out, v);
             out.push(',');
         }
         if let Some(n) = self.node {
             let _ = write!(out, "{n}");
         }
         let _ = write!(out, ",{},{},", self.status.as_str(), csv_field(&self.error));
-        opt(out, self.scheduled.map(secs));
+        fixed_ns(out, at(self.scheduled));
         out.push(',');
-        opt(out, d.queue_time);
+        fixed_ns(out, ns_diff(self.to_server, self.arrival));
         out.push(',');
-        opt(out, d.tpot);
+        fixed_s(out, d.tpot);
         out.push(',');
         if let Some(c) = self.cached_tokens {
             let _ = write!(out, "{c}");
         }
         let _ = write!(out, ",{},", self.token_events);
-        opt(out, d.ttft_total);
+        fixed_ns(out, ns_diff(self.first_token, self.arrival));
         out.push(',');
         if !itl.is_empty() {
             let mean = itl.iter().sum::<f64>() / itl.len() as f64;
-            let _ = write!(out, "{mean},{}", crate::stats::percentile_unsorted(itl, 99.0));
+            fixed_s(out, Some(mean));
+            out.push(',');
+            fixed_s(out, Some(crate::stats::percentile_unsorted(itl, 99.0)));
         } else {
             out.push(',');
         }
@@ -363,12 +382,21 @@ mod tests {
         let cols: Vec<&str> = line.trim_end().split(',').collect();
         assert_eq!(cols.len(), CSV_HEADER.split(',').count());
         let f = |i: usize| cols[i].parse::<f64>().unwrap();
-        assert_eq!(f(6), f(5) - f(4));
-        assert_eq!(f(7), f(5) - f(3));
-        assert_eq!(f(8), f(9) - f(4));
+        // Times and intervals: 9 decimals, exact differences of the written values.
+        let ns = |i: usize| {
+            let (s, frac) = cols[i].split_once('.').unwrap();
+            assert_eq!(frac.len(), 9, "{}", cols[i]);
+            s.parse::<i64>().unwrap() * 1_000_000_000 + frac.parse::<i64>().unwrap()
+        };
+        assert_eq!(cols[3], "0.001000123");
+        assert_eq!(ns(6), ns(5) - ns(4));
+        assert_eq!(ns(7), ns(5) - ns(3));
+        assert_eq!(ns(8), ns(9) - ns(4));
+        assert_eq!(ns(14), ns(4) - ns(3), "queue_time");
         assert_eq!(cols[10], "1");
         assert_eq!(cols[11], "ok");
-        assert_eq!(f(18), f(9) - f(3), "ttft_total");
+        assert_eq!(ns(18), ns(9) - ns(3), "ttft_total");
+        assert_eq!(cols[15], "0.010000004", "tpot at 9 decimals");
         // ITL: 10 ms for token 2, then 20 ms / 2 tokens = 10 ms twice.
         assert!((f(19) - 0.01).abs() < 1e-12 && (f(20) - 0.01).abs() < 1e-12, "{line}");
         assert_eq!(r.itl().len(), 3);

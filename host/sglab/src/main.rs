@@ -27,7 +27,7 @@ enum Command {
     Report(report::ReportArgs),
     /// Compare runs side by side (ratios to the first) with overlay plots.
     Compare(compare::CompareArgs),
-    /// List and inspect plugins.
+    /// Plugins: list and inspect them, scaffold a new one (Rust or Python), build it, export a built-in.
     Plugin(plugin_cli::PluginArgs),
 }
 

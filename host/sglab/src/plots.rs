@@ -290,7 +290,16 @@ impl Chart<'_> {
             .map_err(err)?;
         for (i, (_, v)) in series.iter().enumerate() {
             let c = color(i);
-            chart.draw_series(LineSeries::new(v.iter().copied(), c.stroke_width(2 * s as u32))).map_err(err)?;
+            let style = c.stroke_width(2 * s as u32);
+            if s == 1 {
+                chart.draw_series(LineSeries::new(v.iter().copied(), style)).map_err(err)?;
+            } else {
+                // Bitmap: one polygon per segment. A wide path's joins go
+                // wrong where a step line turns back within a pixel (thin
+                // dotted spikes); lone segments have no joins.
+                let segments = v.windows(2).filter(|w| w[0] != w[1]).map(|w| PathElement::new(vec![w[0], w[1]], style));
+                chart.draw_series(segments).map_err(err)?;
+            }
             if self.style == Style::Markers {
                 chart.draw_series(v.iter().map(|&p| Circle::new(p, 4 * s, c.filled()))).map_err(err)?;
             }

@@ -138,7 +138,7 @@ pub fn generate(dir: &Path, scale: plots::Scale) -> anyhow::Result<Vec<PathBuf>>
     };
     plot_cdf(
         "ttft_cdf.svg",
-        "Time to first token",
+        "Time to first token (ttft, from sending)",
         ok.iter().filter_map(|r| r.derived().ttft).map(|v| v * 1e3).collect(),
     )?;
     plot_cdf(

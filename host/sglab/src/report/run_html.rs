@@ -14,7 +14,7 @@ pub const STYLE: &str = "body{font-family:sans-serif;margin:24px;max-width:1100p
     table{border-collapse:collapse;margin:8px 0 20px}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}\
     th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}table.what td{text-align:left}\
     .plot{margin:12px 0}.plot svg{max-width:100%;height:auto}.bad{color:#b00;font-weight:bold}\
-    pre{background:#f7f7f7;padding:8px;overflow:auto}";
+    pre{background:#f7f7f7;padding:8px;overflow:auto}td.label{text-align:left;min-width:16em}";
 
 pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")

@@ -142,7 +142,7 @@ pub fn generate(base: &Path, scale: plots::Scale) -> anyhow::Result<PathBuf> {
     h.push_str("<th>degraded</th><th>report</th></tr>");
     for (((p, dir), label), s) in found.iter().zip(&labels).zip(&summaries) {
         let status = s.as_ref().map_or("missing", |s| s.status.as_str());
-        let _ = write!(h, "<tr><td>{}</td><td>{}</td><td>{status}</td>", p.point, esc(label));
+        let _ = write!(h, "<tr><td>{}</td><td class=\"label\">{}</td><td>{status}</td>", p.point, esc(label));
         for (_, metric, scale, decimals) in COLUMNS {
             let v = s.as_ref().and_then(|s| metric(&s.metrics));
             let _ = write!(h, "<td>{}</td>", v.map_or("-".into(), |v| format!("{:.*}", *decimals, v * scale)));
@@ -166,7 +166,7 @@ pub fn generate(base: &Path, scale: plots::Scale) -> anyhow::Result<PathBuf> {
         h.push_str("</tr>");
         for (label, members) in &groups {
             let have: Vec<_> = members.iter().filter_map(|&i| summaries[i].as_ref()).collect();
-            let _ = write!(h, "<tr><td>{}</td><td>{}</td>", esc(label), have.len());
+            let _ = write!(h, "<tr><td class=\"label\">{}</td><td>{}</td>", esc(label), have.len());
             for (_, metric, scale, decimals) in COLUMNS {
                 let v: Vec<f64> = have.iter().filter_map(|s| metric(&s.metrics)).map(|v| v * scale).collect();
                 let cell = mean_ci95(&v)
