@@ -89,6 +89,8 @@ fn report_renders_in_headless_chromium_and_compare_prints_ratios() {
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["sglab"]["version"], "0.1.0");
+    // The engine's version, as the server tells it (sglab sim answers as SGLang 0.5.23).
+    assert_eq!(summary["nodes"][0]["engine_version"], "0.5.23 (sglab-sim)");
     let peak = summary["metrics"]["peak_output_token_throughput"].as_f64().unwrap();
     let bins = read_csv(&dir.join("throughput_1s.csv"));
     let most = bins.rows.iter().map(|r| num(r, "output_tokens")).fold(0.0, f64::max);

@@ -135,6 +135,10 @@ pub struct NodeInfo {
     /// The sim profile (virtual time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
+    /// The engine's version, where the server tells it (`/get_server_info`
+    /// `version`, vLLM's `/version`, llama.cpp's `/props` `build_info`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_version: Option<String>,
 }
 
 /// One plugin's identity.

@@ -45,6 +45,7 @@ impl Node {
             startup_s: self.startup_s,
             log: self.log.as_ref().map(|p| p.display().to_string()),
             profile: None,
+            engine_version: None,
         }
     }
 

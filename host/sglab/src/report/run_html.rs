@@ -128,17 +128,18 @@ pub fn write(dir: &Path, s: &RunSummary, plots: &[PathBuf]) -> anyhow::Result<()
             f(|d| d.max)
         );
     }
-    h.push_str("</table><h2>Nodes</h2><table><tr><th>node</th><th>kind</th><th>url</th><th>startup (s)</th><th>requests</th><th>ok</th><th>error</th><th>output tokens</th><th>mean ttft (ms)</th><th>mean server latency (ms)</th></tr>");
+    h.push_str("</table><h2>Nodes</h2><table><tr><th>node</th><th>kind</th><th>engine</th><th>url</th><th>startup (s)</th><th>requests</th><th>ok</th><th>error</th><th>output tokens</th><th>mean ttft (ms)</th><th>mean server latency (ms)</th></tr>");
     for n in &m.nodes {
         let info = s.nodes.get(n.node as usize);
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&info.map_or_else(|| n.node.to_string(), |i| i.name.clone())),
             esc(&info.map_or_else(String::new, |i| match &i.profile {
                 Some(p) => format!("{} ({p})", i.kind),
                 None => i.kind.clone(),
             })),
+            esc(info.and_then(|i| i.engine_version.as_deref()).unwrap_or("-")),
             esc(info.and_then(|i| i.url.as_deref()).unwrap_or("")),
             info.and_then(|i| i.startup_s).map_or("-".into(), |t| format!("{t:.2}")),
             n.requests,

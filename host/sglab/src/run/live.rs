@@ -51,7 +51,7 @@ pub async fn run(
     }
     let endpoints = nodes.dispatch_endpoints();
     // As started (the router is stopped before the summary is written).
-    let (node_info, router_info) = (
+    let (mut node_info, router_info): (Vec<sglab_core::run_summary::NodeInfo>, _) = (
         nodes.list.iter().map(crate::nodes::Node::info).collect(),
         nodes.router.as_ref().map(crate::nodes::Node::info),
     );
@@ -132,6 +132,9 @@ pub async fn run(
     };
     let direct: Vec<crate::client::Endpoint> = nodes.list.iter().map(crate::nodes::Node::endpoint).collect();
     let lag_before = prepare::step_lag_max(&direct, &http).await;
+    for (info, v) in node_info.iter_mut().zip(prepare::engine_versions(&direct, &http).await) {
+        info.engine_version = v;
+    }
     let pollers = pollers(exp, dir, &nodes, &clock, &tx)?;
     let started_wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
     let cpu_at_start = super::process_cpu_s();

@@ -266,3 +266,33 @@ pub async fn step_lag_max(endpoints: &[Endpoint], http: &Http) -> Vec<Option<f64
     }
     out
 }
+
+/// Each node's engine version, where its server tells it: SGLang's (and
+/// sglab sim's) `/get_server_info` `version`, vLLM's `/version`,
+/// llama.cpp's `/props` `build_info`. `None` for a server that answers none.
+pub async fn engine_versions(endpoints: &[Endpoint], http: &Http) -> Vec<Option<String>> {
+    const ASK: [(&str, &str); 3] =
+        [("/get_server_info", "/version"), ("/version", "/version"), ("/props", "/build_info")];
+    let mut out = Vec::with_capacity(endpoints.len());
+    for ep in endpoints {
+        let mut found = None;
+        for (path, field) in ASK {
+            let Ok((status, body)) = client::call(http, ep, Method::GET, path, Duration::from_secs(2)).await else {
+                continue;
+            };
+            let Some(v) =
+                status.is_success().then(|| serde_json::from_slice::<serde_json::Value>(&body).ok()).flatten()
+            else {
+                continue;
+            };
+            if let Some(version) = v.pointer(field).and_then(|x| x.as_str()) {
+                let frontend =
+                    v.get("frontend").and_then(|f| f.as_str()).map(|f| format!(" ({f})")).unwrap_or_default();
+                found = Some(format!("{version}{frontend}"));
+                break;
+            }
+        }
+        out.push(found);
+    }
+    out
+}

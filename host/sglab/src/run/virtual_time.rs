@@ -238,6 +238,7 @@ pub fn run(
             startup_s: None,
             log: None,
             profile: Some(e.profile_name().to_owned()),
+            engine_version: None,
         })
         .collect();
     Ok(Driven {
