@@ -8,8 +8,8 @@ use anyhow::Context as _;
 use clap::Args;
 use sglab_core::record::Status;
 use sglab_core::run_summary::{Metric, RunSummary, stat};
-use sglab_core::stats::repeats::{MeanCi, mean_ci95};
 
+use crate::run::sweep_table::metric_ci;
 use crate::{plots, report};
 
 /// Arguments of `sglab compare`.
@@ -62,11 +62,6 @@ pub struct Column {
     pub dirs: Vec<PathBuf>,
 }
 
-fn value(c: &Column, metric: Metric) -> Option<MeanCi> {
-    let v: Vec<f64> = c.runs.iter().filter_map(|s| metric(&s.metrics)).collect();
-    mean_ci95(&v)
-}
-
 /// The comparison table as markdown; ratios are of the means.
 pub fn table(cols: &[Column]) -> String {
     let mut t = String::from("| metric |");
@@ -78,15 +73,15 @@ pub fn table(cols: &[Column]) -> String {
     t.push('\n');
     for (label, metric, scale, unit) in METRICS {
         let _ = write!(t, "| {label}{} |", if unit.is_empty() { String::new() } else { format!(" ({unit})") });
-        let base = value(&cols[0], *metric).map(|b| b.mean);
+        let base = metric_ci(&cols[0].runs, *metric, *scale).map(|b| b.mean);
         for c in cols {
-            let Some(v) = value(c, *metric) else {
+            let Some(v) = metric_ci(&c.runs, *metric, *scale) else {
                 t.push_str(" - |");
                 continue;
             };
-            let mut cell = shown(v.mean * scale, unit);
+            let mut cell = shown(v.mean, unit);
             if v.n > 1 {
-                let _ = write!(cell, " ± {:.2}", v.ci95 * scale);
+                let _ = write!(cell, " ± {:.2}", v.ci95);
             }
             // 0 against 0 has no ratio.
             match base {

@@ -170,27 +170,11 @@ impl Chart<'_> {
 
     /// Writes `path` (an `.svg`) and the PNG beside it; returns the SVG's layout.
     pub fn save(&self, path: &Path) -> anyhow::Result<Layout> {
-        register_font();
-        // Drawn in memory, then written whole: a full disk leaves no half file.
-        let mut svg = String::new();
-        let layout = {
-            let root = SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area();
-            let layout = self.render(&root, 1)?;
-            root.present().map_err(err)?;
-            layout
-        };
-        crate::results::write_atomic(path, svg.as_bytes())?;
-        let (w, h) = (W * PNG_SCALE, H * PNG_SCALE);
-        let mut px = vec![0u8; (w * h * 3) as usize];
-        {
-            let root = BitMapBackend::with_buffer(&mut px, (w, h)).into_drawing_area();
-            self.render(&root, PNG_SCALE as i32)?;
-            root.present().map_err(err)?;
-        }
-        write_png(&path.with_extension("png"), &px, (w, h))?;
-        Ok(layout)
+        write_svg_and_png(self, path, H)
     }
+}
 
+impl Render for Chart<'_> {
     fn render<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, s: i32) -> anyhow::Result<Layout> {
         root.fill(&WHITE).map_err(err)?;
         let series: Series = self
@@ -257,7 +241,9 @@ impl Chart<'_> {
             }
         }
     }
+}
 
+impl Chart<'_> {
     #[allow(clippy::type_complexity)]
     fn finish<DB, X, Y>(
         &self,
@@ -388,26 +374,49 @@ fn draw_legend<DB: DrawingBackend>(
 /// Horizontal bars, one per labelled value (labels on the left, so long
 /// ones stay readable); bar `i` has series colour `i`, as in the CDFs.
 pub fn bars(path: &Path, title: &str, value_label: &str, items: &[(String, f64)]) -> anyhow::Result<Layout> {
-    register_font();
     // As tall as the bars need: about 64 px a bar.
     let h_svg = (150 + 64 * items.len() as u32).clamp(300, 1400);
+    write_svg_and_png(&Bars { title, value_label, items }, path, h_svg)
+}
+
+struct Bars<'a> {
+    title: &'a str,
+    value_label: &'a str,
+    items: &'a [(String, f64)],
+}
+
+impl Render for Bars<'_> {
+    fn render<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, s: i32) -> anyhow::Result<Layout> {
+        render_bars(root, self.title, self.value_label, self.items, s)
+    }
+}
+
+/// A chart drawn at scale `s` (1: the SVG; [`PNG_SCALE`]: the PNG).
+trait Render {
+    fn render<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, s: i32) -> anyhow::Result<Layout>;
+}
+
+/// Draws `chart` as `path` (an SVG, `W` x `h`) and as the PNG beside it at
+/// [`PNG_SCALE`]; returns the SVG's layout. Each is drawn in memory, then
+/// written whole: a full disk leaves no half file.
+fn write_svg_and_png(chart: &impl Render, path: &Path, h: u32) -> anyhow::Result<Layout> {
+    register_font();
     let mut svg = String::new();
     let layout = {
-        let root = SVGBackend::with_string(&mut svg, (W, h_svg)).into_drawing_area();
-        let l = render_bars(&root, title, value_label, items, 1)?;
+        let root = SVGBackend::with_string(&mut svg, (W, h)).into_drawing_area();
+        let layout = chart.render(&root, 1)?;
         root.present().map_err(err)?;
-        l
+        layout
     };
     crate::results::write_atomic(path, svg.as_bytes())?;
-    let (w, h) = (W * PNG_SCALE, h_svg * PNG_SCALE);
-    let mut px = vec![0u8; (w * h * 3) as usize];
+    let (pw, ph) = (W * PNG_SCALE, h * PNG_SCALE);
+    let mut px = vec![0u8; (pw * ph * 3) as usize];
     {
-        let root = BitMapBackend::with_buffer(&mut px, (w, h)).into_drawing_area();
-        render_bars(&root, title, value_label, items, PNG_SCALE as i32)?;
+        let root = BitMapBackend::with_buffer(&mut px, (pw, ph)).into_drawing_area();
+        chart.render(&root, PNG_SCALE as i32)?;
         root.present().map_err(err)?;
     }
-    write_png(&path.with_extension("png"), &px, (w, h))?;
-    Ok(layout)
+    write_png(&png_of(path), &px, (pw, ph)).map(|()| layout)
 }
 
 fn render_bars<DB: DrawingBackend>(

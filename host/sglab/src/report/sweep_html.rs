@@ -12,8 +12,7 @@ use sglab_core::run_summary::{Metric, stat};
 
 use super::run_html::{STYLE, esc, experiment, what_table};
 use crate::plots;
-use crate::run::sweep_table::{point_label, point_summary, points, repeat_groups};
-use sglab_core::stats::repeats::mean_ci95;
+use crate::run::sweep_table::{metric_ci, point_label, point_summary, points, repeat_groups};
 
 /// (column, metric, scale, decimals).
 const COLUMNS: &[(&str, Metric, f64, usize)] = &[
@@ -76,10 +75,9 @@ pub fn generate(base: &Path, scale: plots::Scale) -> anyhow::Result<PathBuf> {
             let items: Vec<(String, f64)> = groups
                 .iter()
                 .filter_map(|(l, members)| {
-                    let v: Vec<f64> = members.iter().filter_map(|&i| metric(&summaries[i].as_ref()?.metrics)).collect();
-                    let m = mean_ci95(&v)?;
+                    let m = metric_ci(members.iter().filter_map(|&i| summaries[i].as_ref()), metric, scale)?;
                     let label = if members.len() > 1 { format!("{l} (mean of {})", m.n) } else { l.clone() };
-                    Some((label, m.mean * scale))
+                    Some((label, m.mean))
                 })
                 .collect();
             if !items.is_empty() {
@@ -168,8 +166,7 @@ pub fn generate(base: &Path, scale: plots::Scale) -> anyhow::Result<PathBuf> {
             let have: Vec<_> = members.iter().filter_map(|&i| summaries[i].as_ref()).collect();
             let _ = write!(h, "<tr><td class=\"label\">{}</td><td>{}</td>", esc(label), have.len());
             for (_, metric, scale, decimals) in COLUMNS {
-                let v: Vec<f64> = have.iter().filter_map(|s| metric(&s.metrics)).map(|v| v * scale).collect();
-                let cell = mean_ci95(&v)
+                let cell = metric_ci(have.iter().copied(), *metric, *scale)
                     .map_or("-".into(), |r| format!("{:.*} ± {:.*}", *decimals, r.mean, *decimals, r.ci95));
                 let _ = write!(h, "<td>{cell}</td>");
             }

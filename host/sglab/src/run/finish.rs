@@ -81,7 +81,8 @@ pub fn finish(
     // The report reads the records back from requests.csv.
     drop(records);
     let mut degraded_reasons = Vec::new();
-    if let Some(l) = lag.as_ref().filter(|l| l.p99 > exp.client.max_schedule_lag_ms) {
+    let lag_degraded = lag.as_ref().is_some_and(|l| l.p99 > exp.client.max_schedule_lag_ms);
+    if let Some(l) = lag.as_ref().filter(|_| lag_degraded) {
         degraded_reasons.push(format!(
             "client schedule lag p99 {:.1} ms > client.max_schedule_lag_ms = {}",
             l.p99, exp.client.max_schedule_lag_ms
@@ -152,7 +153,6 @@ pub fn finish(
     // A write error here (a full disk) fails the run: exit 1, and no half
     // file is left (plots and report.html are written whole or not at all).
     let report = crate::report::generate(dir, crate::plots::Scale::Linear);
-    let lag_degraded = lag.as_ref().is_some_and(|l| l.p99 > exp.client.max_schedule_lag_ms);
     say_raw!("{}{}", crate::describe::text(&crate::describe::rows(exp, &doc)), results::table(&doc.metrics));
     if let Some(l) = &lag {
         say!(

@@ -131,9 +131,10 @@ pub async fn run(
         progress: super::live_view::LiveView::new(quiet, load.specs.len(), view_names),
     };
     let direct: Vec<crate::client::Endpoint> = nodes.list.iter().map(crate::nodes::Node::endpoint).collect();
-    let lag_before = prepare::step_lag_max(&direct, &http).await;
-    for (info, v) in node_info.iter_mut().zip(prepare::engine_versions(&direct, &http).await) {
-        info.engine_version = v;
+    let mut lag_before = Vec::with_capacity(direct.len());
+    for (info, (version, lag)) in node_info.iter_mut().zip(prepare::engine_facts(&direct, &http).await) {
+        info.engine_version = version;
+        lag_before.push(lag);
     }
     let pollers = pollers(exp, dir, &nodes, &clock, &tx)?;
     let started_wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();

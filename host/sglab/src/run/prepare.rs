@@ -252,47 +252,53 @@ pub async fn check_context(
     Ok(())
 }
 
-/// The largest step lag (late engine wake-ups, seconds) each node reports
-/// in `/server_info` (`sglab_sim_step_lag.max_s`: sglab sim does; other
-/// servers report none and give `None`).
+/// What a node says about itself at `/get_server_info` (SGLang and sglab
+/// sim answer; other servers give `None`).
+async fn server_info(ep: &Endpoint, http: &Http) -> Option<serde_json::Value> {
+    let (status, body) = client::call(http, ep, Method::GET, "/get_server_info", Duration::from_secs(5)).await.ok()?;
+    status.is_success().then(|| serde_json::from_slice(&body).ok()).flatten()
+}
+
+/// The largest step lag (late engine wake-ups, seconds) a node reports:
+/// sglab sim's `sglab_sim_step_lag.max_s`.
+fn step_lag_of(info: Option<&serde_json::Value>) -> Option<f64> {
+    info?.pointer("/sglab_sim_step_lag/max_s")?.as_f64()
+}
+
+/// Each node's largest step lag so far (see [`step_lag_of`]).
 pub async fn step_lag_max(endpoints: &[Endpoint], http: &Http) -> Vec<Option<f64>> {
     let mut out = Vec::with_capacity(endpoints.len());
     for ep in endpoints {
-        let got = client::call(http, ep, Method::GET, "/server_info", Duration::from_secs(5)).await;
-        let v = got.ok().filter(|(s, _)| s.is_success()).and_then(|(_, body)| {
-            serde_json::from_slice::<serde_json::Value>(&body).ok()?.pointer("/sglab_sim_step_lag/max_s")?.as_f64()
-        });
-        out.push(v);
+        out.push(step_lag_of(server_info(ep, http).await.as_ref()));
     }
     out
 }
 
-/// Each node's engine version, where its server tells it: SGLang's (and
-/// sglab sim's) `/get_server_info` `version`, vLLM's `/version`,
-/// llama.cpp's `/props` `build_info`. `None` for a server that answers none.
-pub async fn engine_versions(endpoints: &[Endpoint], http: &Http) -> Vec<Option<String>> {
-    const ASK: [(&str, &str); 3] =
-        [("/get_server_info", "/version"), ("/version", "/version"), ("/props", "/build_info")];
+/// Each node's engine version and its step lag so far, from one
+/// `/get_server_info` (`version`); a server without it is asked vLLM's
+/// `/version` and llama.cpp's `/props` (`build_info`) for the version.
+pub async fn engine_facts(endpoints: &[Endpoint], http: &Http) -> Vec<(Option<String>, Option<f64>)> {
+    const OTHERS: [(&str, &str); 2] = [("/version", "/version"), ("/props", "/build_info")];
+    let version_of = |v: &serde_json::Value, field: &str| {
+        let version = v.pointer(field)?.as_str()?;
+        let frontend = v.get("frontend").and_then(|f| f.as_str()).map(|f| format!(" ({f})")).unwrap_or_default();
+        Some(format!("{version}{frontend}"))
+    };
     let mut out = Vec::with_capacity(endpoints.len());
     for ep in endpoints {
-        let mut found = None;
-        for (path, field) in ASK {
+        let info = server_info(ep, http).await;
+        let mut version = info.as_ref().and_then(|v| version_of(v, "/version"));
+        for (path, field) in OTHERS {
+            if version.is_some() {
+                break;
+            }
             let Ok((status, body)) = client::call(http, ep, Method::GET, path, Duration::from_secs(2)).await else {
                 continue;
             };
-            let Some(v) =
-                status.is_success().then(|| serde_json::from_slice::<serde_json::Value>(&body).ok()).flatten()
-            else {
-                continue;
-            };
-            if let Some(version) = v.pointer(field).and_then(|x| x.as_str()) {
-                let frontend =
-                    v.get("frontend").and_then(|f| f.as_str()).map(|f| format!(" ({f})")).unwrap_or_default();
-                found = Some(format!("{version}{frontend}"));
-                break;
-            }
+            let v = status.is_success().then(|| serde_json::from_slice::<serde_json::Value>(&body).ok()).flatten();
+            version = v.as_ref().and_then(|v| version_of(v, field));
         }
-        out.push(found);
+        out.push((version, step_lag_of(info.as_ref())));
     }
     out
 }

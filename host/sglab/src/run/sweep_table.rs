@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use sglab_core::record::csv_field;
 use sglab_core::run_summary::{Metric, RunSummary, stat};
-use sglab_core::stats::repeats::mean_ci95;
+use sglab_core::stats::repeats::{MeanCi, mean_ci95};
 
 use crate::experiment::REPEAT_KEY;
 
@@ -248,6 +248,13 @@ pub fn repeat_groups(done: &[(PointMeta, PathBuf)]) -> Vec<(String, Vec<usize>)>
     groups
 }
 
+/// Mean and 95 % CI of `metric` (times `scale`) over `runs`: a point's
+/// repeats in `repeats.csv`, the sweep report and `sglab compare`.
+pub fn metric_ci<'a>(runs: impl IntoIterator<Item = &'a RunSummary>, metric: Metric, scale: f64) -> Option<MeanCi> {
+    let v: Vec<f64> = runs.into_iter().filter_map(|s| metric(&s.metrics)).map(|v| v * scale).collect();
+    mean_ci95(&v)
+}
+
 /// With repeats (`--repeats N`): `repeats.csv`, one row per point with
 /// the mean and 95 % CI half-width of each headline column over its repeats.
 fn write_repeats(base: &Path, done: &[(PointMeta, PathBuf)]) -> anyhow::Result<()> {
@@ -264,8 +271,7 @@ fn write_repeats(base: &Path, done: &[(PointMeta, PathBuf)]) -> anyhow::Result<(
         let have: Vec<&RunSummary> = members.iter().filter_map(|&i| summaries[i].as_ref()).collect();
         out.push_str(&format!("{},{}", csv_field(&label), have.len()));
         for (_, metric, scale) in COLUMNS {
-            let v: Vec<f64> = have.iter().filter_map(|s| metric(&s.metrics)).map(|v| v * scale).collect();
-            match mean_ci95(&v) {
+            match metric_ci(have.iter().copied(), *metric, *scale) {
                 Some(r) => out.push_str(&format!(",{},{}", r.mean, r.ci95)),
                 None => out.push_str(",,"),
             }
