@@ -119,7 +119,7 @@ fn case(name: &str, nodes: usize, requests: u32, rate: f64) {
         warmup: 0,
     };
     let mut best: Option<(f64, vtime::LoopStats)> = None;
-    for _ in 0..3 {
+    for _ in 0..5 {
         let mut session = Session::new(
             specs.clone(),
             hashes.clone(),
@@ -138,7 +138,7 @@ fn case(name: &str, nodes: usize, requests: u32, rate: f64) {
             best = Some((wall, stats));
         }
     }
-    let (wall, s) = best.expect("three rounds");
+    let (wall, s) = best.expect("five rounds");
     let sim = s.end as f64 / 1e9;
     println!(
         "{name:<44} wall {wall:7.3} s  simulated {sim:8.1} s  speed-up {:7.0}x  {:>8.0} passes/s  {:6.1} M tokens/s",
@@ -149,7 +149,16 @@ fn case(name: &str, nodes: usize, requests: u32, rate: f64) {
 }
 
 fn main() {
-    case("1 node, 10,000 random requests, 40 req/s", 1, 10_000, 40.0);
-    case("1 node, 100,000 random requests, 40 req/s", 1, 100_000, 40.0);
-    case("4 nodes, 10,000 random requests, 160 req/s", 4, 10_000, 160.0);
+    // `cargo bench --bench vtime -- 4` runs only the cases whose name holds "4".
+    let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let cases: [(&str, usize, u32, f64); 3] = [
+        ("1 node, 10,000 random requests, 40 req/s", 1, 10_000, 40.0),
+        ("1 node, 100,000 random requests, 40 req/s", 1, 100_000, 40.0),
+        ("4 nodes, 10,000 random requests, 160 req/s", 4, 10_000, 160.0),
+    ];
+    for (name, nodes, requests, rate) in cases {
+        if only.is_empty() || only.iter().any(|o| name.contains(o.as_str())) {
+            case(name, nodes, requests, rate);
+        }
+    }
 }

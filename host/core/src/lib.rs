@@ -22,6 +22,7 @@
 pub mod arrival;
 pub mod config;
 pub mod dispatch;
+pub mod fasthash;
 pub mod live;
 pub mod policy;
 pub mod record;

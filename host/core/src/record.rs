@@ -179,7 +179,16 @@ impl RequestRecord {
     /// each event's gap divided by the tokens it carried, repeated for
     /// each (SGLang's definition).
     pub fn itl(&self) -> Vec<f64> {
-        let mut out = Vec::with_capacity(self.decode_length as usize);
+        let mut out = Vec::new();
+        self.itl_into(&mut out);
+        out
+    }
+
+    /// [`RequestRecord::itl`] into `out` (cleared first), so that a caller
+    /// going through many records reuses one buffer.
+    pub fn itl_into(&self, out: &mut Vec<f64>) {
+        out.clear();
+        out.reserve(self.decode_length as usize);
         for w in self.token_times.windows(2) {
             let (t0, c0) = w[0];
             let (t1, c1) = w[1];
@@ -189,7 +198,6 @@ impl RequestRecord {
                 out.extend(std::iter::repeat_n(gap, n as usize));
             }
         }
-        out
     }
 }
 
@@ -205,10 +213,29 @@ fn diff(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 /// arrival_time` to the digit (differences of written values are exact).
 fn fixed_ns(out: &mut String, v: Option<i128>) {
     if let Some(v) = v {
-        let sign = if v < 0 { "-" } else { "" };
+        if v < 0 {
+            out.push('-');
+        }
         let a = v.unsigned_abs();
-        let _ = write!(out, "{sign}{}.{:09}", a / 1_000_000_000, a % 1_000_000_000);
+        push_uint(out, a / 1_000_000_000, 1);
+        out.push('.');
+        push_uint(out, a % 1_000_000_000, 9);
     }
+}
+
+/// Appends `v` in decimal, zero-padded to at least `width` digits: the
+/// formatting machinery of `write!` was most of the record writer's time.
+fn push_uint(out: &mut String, mut v: u128, width: usize) {
+    let mut buf = [b'0'; 40];
+    let mut i = buf.len();
+    while v > 0 {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    let start = i.min(buf.len() - width.min(buf.len()));
+    // ASCII digits only.
+    out.push_str(std::str::from_utf8(&buf[start..]).expect("ASCII digits"));
 }
 
 /// A ratio in seconds (tpot, ITL) at the same 9-decimal precision.
@@ -296,7 +323,10 @@ impl RequestRecord {
     /// already computed (reordered here).
     pub fn write_csv_with_itl(&self, out: &mut String, itl: &mut [f64]) {
         let d = self.derived();
-        let _ = write!(out, "{},{},{},", self.id, self.input_length, self.decode_length);
+        for v in [self.id, u64::from(self.input_length), u64::from(self.decode_length)] {
+            push_uint(out, u128::from(v), 1);
+            out.push(',');
+        }
         let at = |t: Option<Nanos>| t.map(i128::from);
         for v in [
             at(self.arrival),

@@ -197,7 +197,7 @@ enum Back {
 /// The prompt as the simulator tokenizes it.
 pub fn prompt_ids(spec: &RequestSpec, backend: Backend) -> Vec<u32> {
     match &spec.prompt {
-        Prompt::Ids(ids) => ids.iter().collect(),
+        Prompt::Ids(ids) => ids.to_vec(),
         // `sglab sim`'s chat template (sim/openai.rs).
         Prompt::Text(t) if backend == Backend::OpenaiChat => tokenize(&format!("<|user|> {t} <|end|> <|assistant|>")),
         Prompt::Text(t) => tokenize(t),
@@ -323,19 +323,25 @@ impl<B: BatchPolicy, R: RoutePolicy, H: Host> Loop<'_, B, R, H> {
 
     /// An engine event or a failure reaches the client now.
     fn deliver(&mut self, b: Back) {
+        match b {
+            Back::Fail { id, kind, msg } => self.fail(id, self.now, kind, msg),
+            Back::Event(ev) => self.deliver_event(ev),
+        }
+    }
+
+    /// An engine event reaches the client now (the per-token hot path).
+    fn deliver_event(&mut self, ev: TokenEvent) {
         let at = self.now;
-        let ev = match b {
-            Back::Fail { id, kind, msg } => return self.fail(id, at, kind, msg),
-            Back::Event(ev) => ev,
-        };
         let id = ev.key;
-        let Some(f) = self.flights.get_mut(id) else { return };
-        let node = f.node as usize;
-        let a = &mut f.attempt;
         if let Some(err) = ev.error {
             return self.fail(id, at, ErrorKind::ServerError, format!("server error in stream: {err}"));
         }
-        a.prompt_tokens = Some(self.specs[id as usize].input_len);
+        let Some(f) = self.flights.get_mut(id) else { return };
+        let node = f.node as usize;
+        let a = &mut f.attempt;
+        if a.prompt_tokens.is_none() {
+            a.prompt_tokens = Some(self.specs[id as usize].input_len);
+        }
         a.cached_tokens = Some(ev.cached_tokens);
         a.retractions = Some(ev.retractions);
         let mut first = None;
@@ -350,15 +356,15 @@ impl<B: BatchPolicy, R: RoutePolicy, H: Host> Loop<'_, B, R, H> {
             }
         }
         a.decode_length = ev.completion_tokens;
+        if ev.finished {
+            a.finish = at;
+            a.finish_reason = Some("length".to_owned());
+        }
         if let Some(to_server) = first {
             self.session.first_token(id, to_server, at);
             self.changed = true;
         }
         if ev.finished {
-            if let Some(f) = self.flights.get_mut(id) {
-                f.attempt.finish = at;
-                f.attempt.finish_reason = Some("length".to_owned());
-            }
             return self.done(id, at);
         }
         let cut = self.nodes[node].faults.abort_after_tokens.is_some_and(|n| ev.completion_tokens >= n);
@@ -381,11 +387,13 @@ impl<B: BatchPolicy, R: RoutePolicy, H: Host> Loop<'_, B, R, H> {
                 self.crash(node, id);
             }
         }
-        if self.flights.get(id as u64).is_none() {
-            return;
+        let half = self.half();
+        if half == 0 {
+            // It arrives at once (an event of a request no longer in flight is dropped there).
+            self.deliver_event(ev);
+        } else if self.flights.get(id as u64).is_some() {
+            self.back.push_back((self.now + half, Back::Event(ev)));
         }
-        let at = self.now + self.half();
-        self.back_at(at, Back::Event(ev));
     }
 
     /// Node `node` exited (`--crash-after-requests`) as request `last` finished.

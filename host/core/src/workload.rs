@@ -157,9 +157,17 @@ pub fn random_len(rng: &mut Rng, full: u32, ratio: f64) -> u32 {
 /// FNV-1a over the little-endian token bytes, seeded with the previous
 /// block's hash, finished with a SplitMix64 mix.
 pub fn prefix_hashes(ids: &[u32]) -> Vec<u64> {
-    let mut out = Vec::with_capacity(ids.len() / PREFIX_BLOCK_TOKENS as usize);
-    let mut prev: u64 = 0xCBF2_9CE4_8422_2325;
-    for block in ids.chunks_exact(PREFIX_BLOCK_TOKENS as usize) {
+    prefix_hashes_after(ids, &[])
+}
+
+/// [`prefix_hashes`] of `ids` when `known` already holds the hashes of its
+/// first `known.len()` blocks (a shared head's, hashed once per group).
+fn prefix_hashes_after(ids: &[u32], known: &[u64]) -> Vec<u64> {
+    let block = PREFIX_BLOCK_TOKENS as usize;
+    let mut out = Vec::with_capacity(ids.len() / block);
+    out.extend_from_slice(known);
+    let mut prev: u64 = known.last().copied().unwrap_or(0xCBF2_9CE4_8422_2325);
+    for block in ids[known.len() * block..].chunks_exact(block) {
         let mut h = prev;
         for t in block {
             for b in t.to_le_bytes() {
@@ -202,6 +210,9 @@ pub struct Generated {
 /// Turns drafts into specs: prompts become text for OpenAI backends (ids
 /// decoded by the tokenizer) and are counted and hashed once.
 pub(crate) fn finish(drafts: Vec<Draft>, backend: Backend, tok: &dyn Tokenizer) -> (Vec<RequestSpec>, Vec<Vec<u64>>) {
+    // A shared head's block hashes, by the head's address (the map holds
+    // the head, so the address is not reused while it is a key).
+    let mut heads: std::collections::HashMap<usize, (std::sync::Arc<[u32]>, Vec<u64>)> = Default::default();
     drafts
         .into_iter()
         .enumerate()
@@ -211,6 +222,16 @@ pub(crate) fn finish(drafts: Vec<Draft>, backend: Backend, tok: &dyn Tokenizer) 
                     Prompt::Text(tok.decode(&ids.to_vec()))
                 }
                 (p, _) => p,
+            };
+            // Only ids sent as they are start with their head's ids.
+            let known = match &prompt {
+                Prompt::Ids(ids) if ids.head().len() >= PREFIX_BLOCK_TOKENS as usize => {
+                    let head = ids.head();
+                    let key = head.as_ptr() as usize;
+                    let (_, h) = heads.entry(key).or_insert_with(|| (head.clone(), prefix_hashes(head)));
+                    h.clone()
+                }
+                _ => Vec::new(),
             };
             // Counted and hashed once; generated ids are not kept.
             let ids = match &prompt {
@@ -226,7 +247,7 @@ pub(crate) fn finish(drafts: Vec<Draft>, backend: Backend, tok: &dyn Tokenizer) 
                 session: d.session,
                 priority: d.priority,
             };
-            (spec, prefix_hashes(&ids))
+            (spec, prefix_hashes_after(&ids, &known))
         })
         .unzip()
 }

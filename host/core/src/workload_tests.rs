@@ -87,6 +87,31 @@ fn shared_prefix_groups_share_exactly_the_system_prompt() {
 }
 
 #[test]
+fn a_shared_head_hashed_once_gives_every_prompt_its_own_hashes() {
+    // A head of 70 ids: 4 whole blocks, and a block that straddles the tail.
+    for backend in [Backend::Sglang, Backend::OpenaiCompletions] {
+        let w = Workload {
+            dataset: Dataset::SharedPrefix,
+            num_groups: 3,
+            prompts_per_group: 5,
+            system_prompt_len: 70,
+            question_len: 40,
+            backend,
+            ..Workload::default()
+        };
+        let g = generate(&w, 4, None, &Approx).unwrap();
+        for (r, h) in g.specs.iter().zip(&g.prefix_hashes) {
+            let ids = match &r.prompt {
+                Prompt::Ids(i) => i.to_vec(),
+                Prompt::Text(t) => Approx.encode(t),
+            };
+            assert_eq!(h, &prefix_hashes(&ids), "request {}", r.id);
+            assert_eq!(h.len(), ids.len() / PREFIX_BLOCK_TOKENS as usize);
+        }
+    }
+}
+
+#[test]
 fn prefix_hashes_share_exactly_the_shared_blocks() {
     let a: Vec<u32> = (0..64).collect();
     let mut b = a.clone();

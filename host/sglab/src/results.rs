@@ -91,9 +91,10 @@ impl RecordWriter {
             let mut failed: Option<anyhow::Error> = None;
             let mut told = false;
             let mut next = rx.recv().ok();
+            let mut itl = Vec::new();
             while let Some(rec) = next {
                 // One ITL computation per record serves the row and the pool.
-                let mut itl = rec.itl();
+                rec.itl_into(&mut itl);
                 stats.add_with_itl(&rec, &itl);
                 if failed.is_none() {
                     rec.write_csv_with_itl(&mut batch, &mut itl);

@@ -49,8 +49,9 @@ impl Default for Tree {
 /// Bytes and characters `a` and `b` share at the start. Compares bytes,
 /// eight at a time (routing texts run to thousands of characters), then
 /// backs off to a character boundary: the same answer as comparing
-/// character by character.
-fn common_prefix(a: &str, b: &str) -> (usize, u64) {
+/// character by character. `a_chars` is `a`'s length in characters (a
+/// node keeps it): a whole label matched needs no count.
+fn common_prefix(a: &str, a_chars: u64, b: &str) -> (usize, u64) {
     let (x, y) = (a.as_bytes(), b.as_bytes());
     let len = x.len().min(y.len());
     let mut n = 0;
@@ -73,6 +74,9 @@ fn common_prefix(a: &str, b: &str) -> (usize, u64) {
     // A multi-byte character that differs in a later byte is not shared.
     while !a.is_char_boundary(n) {
         n -= 1;
+    }
+    if n == a.len() {
+        return (n, a_chars);
     }
     (n, a[..n].chars().count() as u64)
 }
@@ -181,7 +185,7 @@ impl Tree {
                 self.touch(leaf, tenant, epoch);
                 return;
             };
-            let (bytes, chars) = common_prefix(&self.nodes[ch].text, rest);
+            let (bytes, chars) = common_prefix(&self.nodes[ch].text, self.nodes[ch].chars, rest);
             if bytes < self.nodes[ch].text.len() {
                 ch = self.split(ch, bytes, chars);
             }
@@ -199,7 +203,7 @@ impl Tree {
         let (mut cur, mut matched, mut rest) = (ROOT, 0, text);
         while let Some(c) = rest.chars().next() {
             let Some(ch) = self.child(cur, c) else { break };
-            let (bytes, chars) = common_prefix(&self.nodes[ch].text, rest);
+            let (bytes, chars) = common_prefix(&self.nodes[ch].text, self.nodes[ch].chars, rest);
             matched += chars;
             cur = ch;
             if bytes < self.nodes[ch].text.len() {
@@ -337,7 +341,7 @@ mod tests {
             let shared: String = (0..next(40)).map(|_| alphabet[next(alphabet.len())]).collect();
             let a = shared.clone() + &(0..next(12)).map(|_| alphabet[next(alphabet.len())]).collect::<String>();
             let b = shared + &(0..next(12)).map(|_| alphabet[next(alphabet.len())]).collect::<String>();
-            assert_eq!(common_prefix(&a, &b), common_prefix_by_chars(&a, &b), "{a:?} {b:?}");
+            assert_eq!(common_prefix(&a, a.chars().count() as u64, &b), common_prefix_by_chars(&a, &b), "{a:?} {b:?}");
         }
     }
 

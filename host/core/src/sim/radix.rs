@@ -9,7 +9,9 @@
 //! pushes its parent once that becomes an unlocked leaf.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
+
+use crate::fasthash::{U32Map, common_prefix};
 
 /// A node handle.
 pub type NodeId = usize;
@@ -20,7 +22,7 @@ pub const ROOT: NodeId = 0;
 #[derive(Debug, Clone)]
 struct Node {
     key: Vec<u32>,
-    children: HashMap<u32, NodeId>,
+    children: U32Map<NodeId>,
     parent: NodeId,
     lock: u32,
     last_access: u64,
@@ -59,7 +61,7 @@ impl RadixCache {
     pub fn new() -> Self {
         let root = Node {
             key: Vec::new(),
-            children: HashMap::new(),
+            children: U32Map::default(),
             parent: ROOT,
             lock: 1,
             last_access: 0,
@@ -105,7 +107,7 @@ impl RadixCache {
         let lower_key = self.nodes[id].key[at..].to_vec();
         let upper = self.alloc(Node {
             key: upper_key.clone(),
-            children: HashMap::new(),
+            children: U32Map::default(),
             parent,
             lock: self.nodes[id].lock,
             last_access: self.nodes[id].last_access,
@@ -129,7 +131,7 @@ impl RadixCache {
         while matched < tokens.len() {
             let Some(&child) = self.nodes[node].children.get(&tokens[matched]) else { break };
             let key = &self.nodes[child].key;
-            let common = key.iter().zip(&tokens[matched..]).take_while(|(a, b)| a == b).count();
+            let common = common_prefix(key, &tokens[matched..]);
             if common < key.len() {
                 let upper = self.split(child, common);
                 self.nodes[upper].last_access = now;
@@ -170,7 +172,7 @@ impl RadixCache {
         let first = key[0];
         let leaf = self.alloc(Node {
             key,
-            children: HashMap::new(),
+            children: U32Map::default(),
             parent: node,
             lock: 0,
             last_access: now,

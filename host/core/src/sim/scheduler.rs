@@ -178,6 +178,9 @@ pub struct SglangEngine {
     ratio_min: f64,
     ratio_decay: f64,
     step: Option<(Nanos, Batch)>,
+    /// Requests marked cancelled and not yet released (spares the per-step
+    /// scan of the running batch when there are none).
+    marked: usize,
     free_at: Nanos,
     pending_events: Vec<TokenEvent>,
     rng: Rng,
@@ -232,6 +235,7 @@ impl SglangEngine {
             ratio_min,
             ratio_decay: (ratio_init - ratio_min) / 600.0,
             step: None,
+            marked: 0,
             free_at: 0,
             pending_events: Vec::new(),
             stats,
@@ -306,8 +310,10 @@ impl SglangEngine {
             self.req_mut(i).private = private;
             return;
         }
-        let tokens = self.req(i).tokens[..kv_len].to_vec();
-        let (_, node) = self.radix.insert(&tokens);
+        // The tree reads the request's tokens in place (no copy): the slot
+        // and the tree are disjoint fields.
+        let tokens = &self.slots[i].as_ref().expect("live request").tokens[..kv_len];
+        let (_, node) = self.radix.insert(tokens);
         self.set_lock(i, Some(node));
     }
 
@@ -320,6 +326,7 @@ impl SglangEngine {
         self.private_total -= self.req(i).private;
         self.set_lock(i, None);
         let r = self.slots[i].take().expect("live request");
+        self.marked -= usize::from(r.cancelled);
         self.by_key.remove(&r.key);
         self.free_slots.push(i);
         self.batch_is_full = false;
@@ -436,7 +443,11 @@ impl Engine for SglangEngine {
             self.release(i, false);
         } else {
             // Running, chunked, or in the current step: dropped at the next commit or step.
-            self.req_mut(i).cancelled = true;
+            let r = self.req_mut(i);
+            if !r.cancelled {
+                r.cancelled = true;
+                self.marked += 1;
+            }
             if self.step.is_none() {
                 self.running.retain(|&x| x != i);
                 if self.chunked == Some(i) {
@@ -469,7 +480,7 @@ impl Engine for SglangEngine {
                 self.free_at = end;
             }
             // Drop requests cancelled while running between steps.
-            if self.running.iter().any(|&i| self.req(i).cancelled) {
+            if self.marked > 0 && self.running.iter().any(|&i| self.req(i).cancelled) {
                 let cancelled: Vec<usize> = self.running.iter().copied().filter(|&i| self.req(i).cancelled).collect();
                 for i in cancelled {
                     self.running.retain(|&x| x != i);

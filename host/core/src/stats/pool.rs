@@ -4,29 +4,8 @@
 //! pairs instead, which is exact: the summary computed from them is the
 //! one computed from every value, bit for bit.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
 use super::Dist;
-
-/// A multiplicative hash of an f32's bits (SipHash would cost more than the
-/// rest of the fold).
-#[derive(Default)]
-struct Mix(u64);
-
-impl Hasher for Mix {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01B3);
-        }
-    }
-    fn write_u32(&mut self, v: u32) {
-        self.0 = (u64::from(v) ^ 0x9E37_79B9_7F4A_7C15).wrapping_mul(0xD6E8_FEB8_6659_FD93).rotate_left(29);
-    }
-}
+use crate::fasthash::U32Map;
 
 /// Raw values are folded into runs once this many are held.
 const FOLD_AT: usize = 1 << 20;
@@ -87,7 +66,7 @@ impl Pool {
     fn fold_raw(&mut self) {
         // Count by value (a hash pass, no sort of the raw values), then
         // order only the distinct values.
-        let mut counts: HashMap<u32, u32, BuildHasherDefault<Mix>> = HashMap::default();
+        let mut counts: U32Map<u32> = U32Map::default();
         for &(v, c) in &self.runs {
             counts.insert(v.to_bits(), c);
         }

@@ -74,8 +74,14 @@ impl TokenIds {
 
     /// The ids as a vector.
     pub fn to_vec(&self) -> Vec<u32> {
-        let mut v = Vec::with_capacity(self.len());
-        v.extend(self.iter());
+        // Room for one output token per 4 prompt ids as well: the simulator
+        // appends generated tokens to this vector.
+        let mut v = Vec::with_capacity(self.len() + self.len() / 4 + 8);
+        v.extend_from_slice(&self.head);
+        if let Some((rng, n, vocab)) = &self.tail {
+            let mut rng = rng.clone();
+            v.extend((0..*n).map(|_| draw(&mut rng, *vocab)));
+        }
         v
     }
 }

@@ -113,7 +113,7 @@ impl Instance {
         self.store.set_epoch_deadline(ticks);
         let started = Instant::now();
         let state = self.store.data_mut();
-        state.call = Some(CallBudget::start(deadline, backstop));
+        state.call = Some(CallBudget::started_at(started, deadline, backstop));
         // Reasons belong to the call that logged them.
         if let Some(r) = &mut state.reasons {
             r.clear();

@@ -296,7 +296,13 @@ pub struct CallBudget {
 impl CallBudget {
     /// A budget for a call starting now.
     pub fn start(deadline: Duration, backstop: Duration) -> Self {
-        Self { started: Instant::now(), deadline, backstop, cpu_mark: None }
+        Self::started_at(Instant::now(), deadline, backstop)
+    }
+
+    /// A budget for a call that started at `started` (one clock read serves
+    /// the budget and the caller's own timing).
+    pub fn started_at(started: Instant, deadline: Duration, backstop: Duration) -> Self {
+        Self { started, deadline, backstop, cpu_mark: None }
     }
 
     /// Called from the epoch callback: whether to interrupt now.

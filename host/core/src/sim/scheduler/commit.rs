@@ -28,19 +28,21 @@ impl SglangEngine {
                 }
             }
             Batch::Decode(items) => {
-                let mut still = Vec::with_capacity(items.len());
+                // Prefills never run while a decode step is in flight, so
+                // `running` was exactly this batch: it is rebuilt in place.
+                let mut still = std::mem::take(&mut self.running);
+                still.clear();
                 for i in items {
-                    if self.req(i).cancelled {
+                    let r = self.slots[i].as_mut().expect("live request");
+                    if r.cancelled {
                         self.release(i, false);
                         continue;
                     }
-                    self.req_mut(i).kv_len += 1;
+                    r.kv_len += 1;
                     if !self.emit_token(i, out) {
                         still.push(i);
                     }
                 }
-                // Prefills never run while a decode step is in flight, so
-                // `running` was exactly this batch.
                 self.running = still;
                 self.window.1 += 1;
                 if self.window.1 >= DECODE_LOG_INTERVAL {
@@ -52,25 +54,29 @@ impl SglangEngine {
         }
     }
 
-    /// Appends one synthetic output token.
-    pub(super) fn generate(&mut self, i: usize) {
-        let r = self.req_mut(i);
-        let t = (r.key.wrapping_mul(0x9E37_79B9).wrapping_add(r.tokens.len() as u64) % 50_000) as u32 + 100_000;
-        r.tokens.push(t);
-        self.stats.generation_tokens_total += 1;
-        self.window.2 += 1;
-    }
-
     /// Generates and emits one token; returns true if that finished the
     /// request (which is then released).
     pub(super) fn emit_token(&mut self, i: usize, out: &mut Vec<TokenEvent>) -> bool {
-        self.generate(i);
-        let r = self.req(i);
-        let finished = r.out_len() >= r.max_new;
-        out.push(self.event(i, finished));
+        let r = self.slots[i].as_mut().expect("live request");
+        // One synthetic output token.
+        let t = (r.key.wrapping_mul(0x9E37_79B9).wrapping_add(r.tokens.len() as u64) % 50_000) as u32 + 100_000;
+        r.tokens.push(t);
+        let out_len = r.out_len();
+        let finished = out_len >= r.max_new;
+        out.push(TokenEvent {
+            key: r.key,
+            completion_tokens: out_len as u32,
+            cached_tokens: r.cached_tokens,
+            retractions: r.retractions,
+            finished,
+            error: None,
+        });
+        let input_len = r.input_len as u64;
+        self.stats.generation_tokens_total += 1;
+        self.window.2 += 1;
         if finished {
             self.stats.num_requests_total += 1;
-            self.stats.prompt_tokens_total += self.req(i).input_len as u64;
+            self.stats.prompt_tokens_total += input_len;
             self.release(i, true);
         }
         finished

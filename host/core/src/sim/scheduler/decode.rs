@@ -43,12 +43,12 @@ impl SglangEngine {
         if free < need {
             self.radix.evict(need - free);
         }
-        let running = self.running.clone();
-        for &i in &running {
-            let ok = self.alloc(i, 1);
-            debug_assert!(ok, "decode allocation checked above");
+        debug_assert!(self.free() >= need, "decode allocation checked above");
+        self.private_total += need;
+        for &i in &self.running {
+            self.slots[i].as_mut().expect("live request").private += 1;
         }
-        Some(running)
+        Some(self.running.clone())
     }
 
     pub(super) fn retract(&mut self, v: usize, remaining: u64) {
