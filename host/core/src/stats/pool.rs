@@ -55,8 +55,16 @@ impl Pool {
 
     /// Adds values.
     pub fn extend(&mut self, values: impl IntoIterator<Item = f32>) {
-        for v in values {
-            self.raw.push(v);
+        // In runs of up to the next fold: one bulk copy per run instead of a
+        // check per value.
+        let mut values = values.into_iter();
+        loop {
+            let room = if self.fold { self.fold_at.saturating_sub(self.raw.len()).max(1) } else { usize::MAX };
+            let before = self.raw.len();
+            self.raw.extend(values.by_ref().take(room));
+            if self.raw.len() == before {
+                return;
+            }
             if self.fold && self.raw.len() >= self.fold_at {
                 self.fold_raw();
             }
