@@ -124,9 +124,43 @@ pub struct Stalled {
     pub unfinished: usize,
 }
 
+/// A request in flight. What every token event updates sits inline (one
+/// or two cache lines per request); the rest of the attempt is boxed and
+/// filled in when the request ends. A decode step touches every running
+/// request, and the whole attempt inline was several lines each.
 struct Flight {
     node: u32,
-    attempt: Attempt,
+    hot: Hot,
+    attempt: Box<Attempt>,
+}
+
+/// The per-token part of an attempt (see [`Flight`]).
+struct Hot {
+    to_server: Nanos,
+    first_token: Option<Nanos>,
+    decode_length: u32,
+    token_events: u32,
+    cached_tokens: u32,
+    retractions: u32,
+    /// An event arrived (`cached_tokens`, `retractions` are the server's).
+    heard: bool,
+    token_times: Vec<(Nanos, u32)>,
+}
+
+impl Flight {
+    /// The whole attempt, for the record.
+    fn into_attempt(self) -> Attempt {
+        let (h, mut a) = (self.hot, *self.attempt);
+        a.first_token = h.first_token;
+        a.decode_length = h.decode_length;
+        a.token_events = h.token_events;
+        if h.heard {
+            a.cached_tokens = Some(h.cached_tokens);
+            a.retractions = Some(h.retractions);
+        }
+        a.token_times = h.token_times;
+        a
+    }
 }
 
 /// The requests in flight by id: 4 bytes per request of the workload, and
@@ -247,7 +281,7 @@ impl<B: BatchPolicy, R: RoutePolicy, H: Host> Loop<'_, B, R, H> {
 
     fn done(&mut self, id: u64, at: Nanos) {
         if let Some(f) = self.flights.take(id) {
-            self.session.done(at, id, f.attempt);
+            self.session.done(at, id, f.into_attempt());
             self.changed = true;
         }
     }
@@ -267,12 +301,23 @@ impl<B: BatchPolicy, R: RoutePolicy, H: Host> Loop<'_, B, R, H> {
 
     fn send(&mut self, id: u64, node: u32) {
         let t = self.now;
-        let mut attempt = Attempt::new(t);
-        if self.s.token_times {
+        let token_times = if self.s.token_times {
             // One entry per token (streamed): no regrowth on the hot path.
-            attempt.token_times.reserve_exact(self.specs[id as usize].output_len as usize);
-        }
-        self.flights.insert(id, Flight { node, attempt });
+            Vec::with_capacity(self.specs[id as usize].output_len as usize)
+        } else {
+            Vec::new()
+        };
+        let hot = Hot {
+            to_server: t,
+            first_token: None,
+            decode_length: 0,
+            token_events: 0,
+            cached_tokens: 0,
+            retractions: 0,
+            heard: false,
+            token_times,
+        };
+        self.flights.insert(id, Flight { node, hot, attempt: Box::new(Attempt::new(t)) });
         self.timeouts.push_back((t.saturating_add(self.s.timeout), id));
         let at = t + self.half() + self.nodes[node as usize].faults.stall;
         if at == t {
@@ -338,12 +383,13 @@ impl<B: BatchPolicy, R: RoutePolicy, H: Host> Loop<'_, B, R, H> {
         }
         let Some(f) = self.flights.get_mut(id) else { return };
         let node = f.node as usize;
-        let a = &mut f.attempt;
-        if a.prompt_tokens.is_none() {
-            a.prompt_tokens = Some(self.specs[id as usize].input_len);
+        let a = &mut f.hot;
+        if !a.heard {
+            a.heard = true;
+            f.attempt.prompt_tokens = Some(self.specs[id as usize].input_len);
         }
-        a.cached_tokens = Some(ev.cached_tokens);
-        a.retractions = Some(ev.retractions);
+        a.cached_tokens = ev.cached_tokens;
+        a.retractions = ev.retractions;
         let mut first = None;
         if ev.completion_tokens > a.decode_length && (self.s.stream || ev.finished) {
             a.token_events += 1;
@@ -357,8 +403,8 @@ impl<B: BatchPolicy, R: RoutePolicy, H: Host> Loop<'_, B, R, H> {
         }
         a.decode_length = ev.completion_tokens;
         if ev.finished {
-            a.finish = at;
-            a.finish_reason = Some("length".to_owned());
+            f.attempt.finish = at;
+            f.attempt.finish_reason = Some("length".to_owned());
         }
         if let Some(to_server) = first {
             self.session.first_token(id, to_server, at);
