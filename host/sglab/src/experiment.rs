@@ -142,17 +142,66 @@ fn set_path(cur: &mut Value, parts: &[&str], value: Value, same_kind: bool) -> R
     }
 }
 
+/// Splits `dotted.key=value` into the key's parts and the value text, as
+/// TOML reads a dotted key: a part in double or single quotes keeps its
+/// dots and `=` (`sweep."experiment.seed"=[1, 2]`), and unquoted parts are
+/// trimmed.
+fn split_set(arg: &str) -> Result<(Vec<String>, &str), String> {
+    let mut parts = Vec::new();
+    let (mut cur, mut quoted) = (String::new(), false);
+    let end = |cur: &mut String, quoted: &mut bool, parts: &mut Vec<String>| {
+        let part = if *quoted { std::mem::take(cur) } else { std::mem::take(cur).trim().to_owned() };
+        let ok = *quoted || !part.is_empty();
+        *quoted = false;
+        parts.push(part);
+        ok
+    };
+    let mut chars = arg.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' | '\'' => {
+                let mut closed = false;
+                while let Some((_, d)) = chars.next() {
+                    match d {
+                        _ if d == c => {
+                            closed = true;
+                            break;
+                        }
+                        '\\' if c == '"' => match chars.next() {
+                            Some((_, 'n')) => cur.push('\n'),
+                            Some((_, 't')) => cur.push('\t'),
+                            Some((_, e)) => cur.push(e),
+                            None => break,
+                        },
+                        _ => cur.push(d),
+                    }
+                }
+                if !closed {
+                    return Err(format!("unterminated {c} in the key of {arg:?}"));
+                }
+                quoted = true;
+            }
+            '.' | '=' => {
+                if !end(&mut cur, &mut quoted, &mut parts) {
+                    return Err(format!("invalid key {:?}", &arg[..arg.find('=').unwrap_or(arg.len())]));
+                }
+                if c == '=' {
+                    return Ok((parts, &arg[i + 1..]));
+                }
+            }
+            _ => cur.push(c),
+        }
+    }
+    Err("expected dotted.key=value".into())
+}
+
 /// Applies one `dotted.key=value` override to `root` (list entries are
-/// addressed by index: `nodes.0.replicas=4`).
+/// addressed by index: `nodes.0.replicas=4`; a quoted part keeps its dots:
+/// `sweep."routing.plugin"=["round-robin", "cache-aware"]`).
 pub fn apply_set(root: &mut Table, arg: &str) -> Result<(), ConfigError> {
     let err = |msg: String| ConfigError::Override { arg: arg.to_owned(), msg };
-    let Some((key, value)) = arg.split_once('=') else {
-        return Err(err("expected dotted.key=value".into()));
-    };
-    let parts: Vec<&str> = key.trim().split('.').collect();
-    if parts.iter().any(|p| p.is_empty()) {
-        return Err(err(format!("invalid key {key:?}")));
-    }
+    let (parts, value) = split_set(arg).map_err(err)?;
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
     let mut whole = Value::Table(std::mem::take(root));
     let result = set_path(&mut whole, &parts, parse_scalar(value.trim()), true);
     if let Value::Table(t) = whole {
@@ -333,4 +382,37 @@ pub fn load_points(path: &Path, sets: &[String], urls: &[String]) -> Result<Vec<
 pub fn load(path: &Path, sets: &[String], urls: &[String]) -> Result<Loaded, ConfigError> {
     let mut points = load_points(path, sets, urls)?;
     Ok(points.remove(0).loaded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(arg: &str) -> Result<Table, String> {
+        let mut t: Table = "[sweep]\n\"workload.rate\" = [1]\n".parse().expect("valid TOML");
+        apply_set(&mut t, arg).map_err(|e| e.to_string())?;
+        Ok(t)
+    }
+
+    #[test]
+    fn set_keys_are_read_as_toml_dotted_keys() {
+        let t = set("sweep.\"experiment.seed\"=[1, 2]").unwrap();
+        assert_eq!(t["sweep"]["experiment.seed"], Value::Array(vec![Value::Integer(1), Value::Integer(2)]));
+        assert_eq!(t["sweep"]["workload.rate"], Value::Array(vec![Value::Integer(1)]), "the other key stays");
+        let t = set(" workload . input_len = 64").unwrap();
+        assert_eq!(t["workload"]["input_len"], Value::Integer(64));
+        let t = set("sweep.'a=b.c'=3").unwrap();
+        assert_eq!(t["sweep"]["a=b.c"], Value::Integer(3), "a literal key keeps = and dots");
+        let t = set("x.\"q\\\"t\"=1").unwrap();
+        assert_eq!(t["x"]["q\"t"], Value::Integer(1), "an escaped quote");
+        assert_eq!(
+            set("workload..input_len=1").unwrap_err(),
+            "--set workload..input_len=1: invalid key \"workload..input_len\""
+        );
+        assert_eq!(
+            set("sweep.\"open=1").unwrap_err(),
+            "--set sweep.\"open=1: unterminated \" in the key of \"sweep.\\\"open=1\""
+        );
+        assert_eq!(set("workload.input_len").unwrap_err(), "--set workload.input_len: expected dotted.key=value");
+    }
 }
