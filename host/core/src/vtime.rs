@@ -231,7 +231,8 @@ enum Back {
 /// The prompt as the simulator tokenizes it.
 pub fn prompt_ids(spec: &RequestSpec, backend: Backend) -> Vec<u32> {
     match &spec.prompt {
-        Prompt::Ids(ids) => ids.to_vec(),
+        // Room for the output tokens the engine appends.
+        Prompt::Ids(ids) => ids.to_vec_with_room(spec.output_len as usize),
         // `sglab sim`'s chat template (sim/openai.rs).
         Prompt::Text(t) if backend == Backend::OpenaiChat => tokenize(&format!("<|user|> {t} <|end|> <|assistant|>")),
         Prompt::Text(t) => tokenize(t),

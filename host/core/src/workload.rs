@@ -224,14 +224,13 @@ pub(crate) fn finish(drafts: Vec<Draft>, backend: Backend, tok: &dyn Tokenizer) 
                 (p, _) => p,
             };
             // Only ids sent as they are start with their head's ids.
-            let known = match &prompt {
+            let known: &[u64] = match &prompt {
                 Prompt::Ids(ids) if ids.head().len() >= PREFIX_BLOCK_TOKENS as usize => {
                     let head = ids.head();
                     let key = head.as_ptr() as usize;
-                    let (_, h) = heads.entry(key).or_insert_with(|| (head.clone(), prefix_hashes(head)));
-                    h.clone()
+                    &heads.entry(key).or_insert_with(|| (head.clone(), prefix_hashes(head))).1
                 }
-                _ => Vec::new(),
+                _ => &[],
             };
             // Counted and hashed once; generated ids are not kept.
             let ids = match &prompt {
@@ -247,7 +246,7 @@ pub(crate) fn finish(drafts: Vec<Draft>, backend: Backend, tok: &dyn Tokenizer) 
                 session: d.session,
                 priority: d.priority,
             };
-            (spec, prefix_hashes_after(&ids, &known))
+            (spec, prefix_hashes_after(&ids, known))
         })
         .unzip()
 }

@@ -146,6 +146,17 @@ impl Req {
     fn out_len(&self) -> u64 {
         (self.tokens.len() - self.input_len) as u64
     }
+    /// This request's progress event.
+    fn event(&self, finished: bool) -> TokenEvent {
+        TokenEvent {
+            key: self.key,
+            completion_tokens: self.out_len() as u32,
+            cached_tokens: self.cached_tokens,
+            retractions: self.retractions,
+            finished,
+            error: None,
+        }
+    }
     fn remaining_new(&self) -> u64 {
         self.max_new.saturating_sub(self.out_len()).min(CLIP_MAX_NEW_TOKENS)
     }
@@ -333,15 +344,7 @@ impl SglangEngine {
     }
 
     fn event(&self, i: usize, finished: bool) -> TokenEvent {
-        let r = self.req(i);
-        TokenEvent {
-            key: r.key,
-            completion_tokens: r.out_len() as u32,
-            cached_tokens: r.cached_tokens,
-            retractions: r.retractions,
-            finished,
-            error: None,
-        }
+        self.req(i).event(finished)
     }
 
     fn abort(&mut self, i: usize, msg: &str, out: &mut Vec<TokenEvent>) {

@@ -74,9 +74,13 @@ impl TokenIds {
 
     /// The ids as a vector.
     pub fn to_vec(&self) -> Vec<u32> {
-        // Room for one output token per 4 prompt ids as well: the simulator
-        // appends generated tokens to this vector.
-        let mut v = Vec::with_capacity(self.len() + self.len() / 4 + 8);
+        self.to_vec_with_room(0)
+    }
+
+    /// The ids as a vector with capacity for `room` more (the simulator
+    /// appends a request's output tokens to its prompt).
+    pub fn to_vec_with_room(&self, room: usize) -> Vec<u32> {
+        let mut v = Vec::with_capacity(self.len() + room);
         v.extend_from_slice(&self.head);
         if let Some((rng, n, vocab)) = &self.tail {
             let mut rng = rng.clone();

@@ -61,16 +61,8 @@ impl SglangEngine {
         // One synthetic output token.
         let t = (r.key.wrapping_mul(0x9E37_79B9).wrapping_add(r.tokens.len() as u64) % 50_000) as u32 + 100_000;
         r.tokens.push(t);
-        let out_len = r.out_len();
-        let finished = out_len >= r.max_new;
-        out.push(TokenEvent {
-            key: r.key,
-            completion_tokens: out_len as u32,
-            cached_tokens: r.cached_tokens,
-            retractions: r.retractions,
-            finished,
-            error: None,
-        });
+        let finished = r.out_len() >= r.max_new;
+        out.push(r.event(finished));
         let input_len = r.input_len as u64;
         self.stats.generation_tokens_total += 1;
         self.window.2 += 1;
