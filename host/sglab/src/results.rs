@@ -53,7 +53,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 /// file is cut back to its last whole row, `on_error` is told at once (the
 /// run stops), and nothing more is written.
 pub struct RecordWriter {
-    tx: mpsc::Sender<RequestRecord>,
+    tx: mpsc::Sender<Vec<RequestRecord>>,
     thread: JoinHandle<anyhow::Result<(Vec<RequestRecord>, TokenStats)>>,
 }
 
@@ -79,7 +79,7 @@ impl RecordWriter {
             }
             None => None,
         };
-        let (tx, rx) = mpsc::channel::<RequestRecord>();
+        let (tx, rx) = mpsc::channel::<Vec<RequestRecord>>();
         let shown = path.display().to_string();
         let thread = std::thread::Builder::new().name("sglab-records".into()).spawn(move || {
             // Reserved once: grown by doubling, the records (208 bytes
@@ -90,30 +90,34 @@ impl RecordWriter {
             let mut batch = String::new();
             let mut failed: Option<anyhow::Error> = None;
             let mut told = false;
-            let mut next = rx.recv().ok();
             let mut itl = Vec::new();
-            while let Some(rec) = next {
-                // One ITL computation per record serves the row and the pool.
-                rec.itl_into(&mut itl);
-                stats.add_with_itl(&rec, &itl);
-                if failed.is_none() {
-                    rec.write_csv_with_itl(&mut batch, &mut itl);
-                    if let Some(w) = &mut tok_out {
-                        let mut t = Ok(());
-                        for &(at, n) in &rec.token_times {
-                            t = t.and(writeln!(w, "{},{},{n}", rec.id, sglab_core::secs(at)));
-                        }
-                        if let Err(e) = t {
-                            failed = Some(anyhow::Error::new(e).context("writing tokens.csv"));
+            // Records come in bursts: one wake-up of this thread per burst.
+            let mut next = rx.recv().ok();
+            while let Some(burst) = next {
+                for mut rec in burst {
+                    // One ITL computation per record serves the row and the pool.
+                    rec.itl_into(&mut itl);
+                    stats.add_with_itl(&rec, &itl);
+                    if failed.is_none() {
+                        rec.write_csv_with_itl(&mut batch, &mut itl);
+                        if let Some(w) = &mut tok_out {
+                            let mut t = Ok(());
+                            for &(at, n) in &rec.token_times {
+                                t = t.and(writeln!(w, "{},{},{n}", rec.id, sglab_core::secs(at)));
+                            }
+                            if let Err(e) = t {
+                                failed = Some(anyhow::Error::new(e).context("writing tokens.csv"));
+                            }
                         }
                     }
+                    rec.token_times = Vec::new();
+                    all.push(rec);
                 }
-                let mut rec = rec;
-                rec.token_times = Vec::new();
-                all.push(rec);
                 next = match rx.try_recv() {
-                    Ok(r) if batch.len() < 1 << 20 => Some(r),
+                    Ok(b) if batch.len() < 1 << 20 => Some(b),
                     got => {
+                        // The writer has caught up (or a megabyte piled
+                        // up): the rows waiting go out in one write.
                         if failed.is_none() && !batch.is_empty() {
                             match out.write_all(batch.as_bytes()) {
                                 Ok(()) => good += batch.len() as u64,
@@ -130,7 +134,7 @@ impl RecordWriter {
                             on_error(format!("{e:#}"));
                         }
                         match got {
-                            Ok(r) => Some(r),
+                            Ok(b) => Some(b),
                             Err(_) => rx.recv().ok(),
                         }
                     }
@@ -149,8 +153,8 @@ impl RecordWriter {
         Ok(Self { tx, thread })
     }
 
-    /// A sender for records.
-    pub fn sender(&self) -> mpsc::Sender<RequestRecord> {
+    /// A sender for records, sent in bursts (one or more at a time).
+    pub fn sender(&self) -> mpsc::Sender<Vec<RequestRecord>> {
         self.tx.clone()
     }
 

@@ -80,7 +80,7 @@ pub struct Input {
     /// then mark the node as unknown.
     pub node_known: bool,
     /// Where finished records go.
-    pub records: Sender<RequestRecord>,
+    pub records: Sender<Vec<RequestRecord>>,
     /// Runtime for request tasks.
     pub runtime: tokio::runtime::Handle,
     /// HTTP client.
@@ -108,7 +108,7 @@ struct Driver {
     nodes: Vec<Endpoint>,
     specs: Arc<[RequestSpec]>,
     sending: Arc<Sending>,
-    records: Sender<RequestRecord>,
+    records: Sender<Vec<RequestRecord>>,
     runtime: tokio::runtime::Handle,
     http: Http,
     progress: LiveView,
@@ -146,7 +146,7 @@ impl Driver {
                 Act::Send { id, node } => self.spawn(id, node),
                 Act::Record(rec) => {
                     self.progress.record(&rec);
-                    let _ = self.records.send(rec);
+                    let _ = self.records.send(vec![rec]);
                 }
                 Act::CancelInFlight => {
                     let _ = self.cancel.send(true);

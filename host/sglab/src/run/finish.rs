@@ -199,19 +199,21 @@ pub fn startup_failed(
         None => RunEnd::Failed,
     };
     let writer = RecordWriter::create(&dir.join("requests.csv"), None, load.specs.len(), Box::new(|_| {}))?;
-    let tx = writer.sender();
     let first_line = reason.lines().next().unwrap_or_default();
-    for s in load.specs.iter() {
-        let rec = RequestRecord::unsent(
-            s.id,
-            (s.input_len(), s.output_len),
-            None,
-            sglab_core::record::Status::Cancelled,
-            format!("not sent: the run did not start: {first_line}"),
-        );
-        let _ = tx.send(rec);
-    }
-    drop(tx);
+    let unsent = load
+        .specs
+        .iter()
+        .map(|s| {
+            RequestRecord::unsent(
+                s.id,
+                (s.input_len(), s.output_len),
+                None,
+                sglab_core::record::Status::Cancelled,
+                format!("not sent: the run did not start: {first_line}"),
+            )
+        })
+        .collect();
+    let _ = writer.sender().send(unsent);
     let (records, tokens) = writer.finish()?;
     let summary = Summary::from_parts(&records, &exp.slo, tokens);
     let doc = RunSummary {

@@ -53,7 +53,7 @@ const TRIM_EVERY: u64 = 8192;
 
 struct Shell {
     clock: RunClock,
-    records: mpsc::Sender<sglab_core::record::RequestRecord>,
+    records: mpsc::Sender<Vec<sglab_core::record::RequestRecord>>,
     pending: Vec<sglab_core::record::RequestRecord>,
     progress: indicatif::ProgressBar,
     metrics: Option<std::io::BufWriter<std::fs::File>>,
@@ -68,8 +68,8 @@ impl Shell {
     fn flush_records(&mut self) {
         let n = self.pending.len() as u64;
         self.progress.inc(n);
-        for rec in self.pending.drain(..) {
-            let _ = self.records.send(rec);
+        if n > 0 {
+            let _ = self.records.send(std::mem::replace(&mut self.pending, Vec::with_capacity(BURST)));
         }
         if self.sent / TRIM_EVERY != (self.sent + n) / TRIM_EVERY {
             super::release_freed_memory();
