@@ -28,7 +28,7 @@ use sglab_plugin_sdk::{
     Capability, NodeTable, RejectReason, RequestInfo, RouteDecision, Router, export_router, host, option,
 };
 
-pub use tree::Tree;
+pub use tree::{Tree, Walk};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -69,6 +69,8 @@ pub struct CacheAware {
     eviction_interval_ns: u64,
     next_eviction_ns: Option<u64>,
     tree: Tree,
+    /// The last match's walk, reused by the insert that follows it.
+    walk: Walk,
 }
 
 impl CacheAware {
@@ -88,10 +90,12 @@ impl CacheAware {
         let imbalanced =
             max_load - min_load > self.balance_abs && (max_load as f32) > (min_load as f32) * self.balance_rel as f32;
         let chosen = if imbalanced {
+            self.walk.clear();
             min_node(healthy)
         } else {
-            let (matched, tenant) = self.tree.prefix_match(text);
-            let total = text.chars().count();
+            let (matched, bytes, tenant) = self.tree.prefix_match_walk(text, &mut self.walk);
+            // The matched part's characters are counted by the match.
+            let total = matched + text[bytes..].chars().count() as u64;
             let rate = if total == 0 { 0.0 } else { matched as f32 / total as f32 };
             match tenant {
                 Some(t) if rate > self.cache_threshold as f32 => {
@@ -105,7 +109,9 @@ impl CacheAware {
                 _ => min_node(healthy),
             }
         };
-        self.tree.insert(text, chosen);
+        // A tenant removed above changed the tree: the walk is then stale,
+        // and the insert starts from the root.
+        self.tree.insert_walked(text, chosen, &self.walk);
         chosen
     }
 }
@@ -154,6 +160,7 @@ impl Router for CacheAware {
             eviction_interval_ns: c.eviction_interval_secs.saturating_mul(1_000_000_000),
             next_eviction_ns: None,
             tree: Tree::new(),
+            walk: Walk::default(),
         })
     }
 

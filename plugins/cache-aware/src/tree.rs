@@ -38,6 +38,30 @@ pub struct Tree {
     held: Vec<u64>,
     epoch: u64,
     matches: u64,
+    /// Bumped by every change of the tree's shape: a [`Walk`] is good only
+    /// while this has not moved.
+    changes: u64,
+}
+
+/// The nodes a prefix match passed through whole (the root excluded) and
+/// the bytes of the text they cover: an insert of the same text into the
+/// unchanged tree resumes there instead of comparing the text again (the
+/// routing text runs to thousands of characters and was walked twice).
+#[derive(Debug, Default)]
+pub struct Walk {
+    nodes: Vec<usize>,
+    bytes: usize,
+    /// The tree's `changes` when the walk was made.
+    stamp: Option<u64>,
+}
+
+impl Walk {
+    /// Forgets the walk (the next insert walks from the root).
+    pub fn clear(&mut self) {
+        self.nodes.clear();
+        self.bytes = 0;
+        self.stamp = None;
+    }
 }
 
 impl Default for Tree {
@@ -93,7 +117,7 @@ impl Tree {
             last_tenant: 0,
             alive: true,
         };
-        Self { nodes: vec![root], free: Vec::new(), held: Vec::new(), epoch: 0, matches: 0 }
+        Self { nodes: vec![root], free: Vec::new(), held: Vec::new(), epoch: 0, matches: 0, changes: 0 }
     }
 
     /// Characters `tenant` holds.
@@ -164,11 +188,33 @@ impl Tree {
 
     /// Records that `tenant` now caches `text`.
     pub fn insert(&mut self, text: &str, tenant: u32) {
+        self.insert_from(text, tenant, None);
+    }
+
+    /// [`Tree::insert`] of the `text` that `walk` was made for by
+    /// [`Tree::prefix_match_walk`]: the same result, without comparing the
+    /// part of the text the walk passed, unless the tree changed since.
+    pub fn insert_walked(&mut self, text: &str, tenant: u32, walk: &Walk) {
+        let resume = (walk.stamp == Some(self.changes) && walk.bytes <= text.len()).then_some(walk);
+        self.insert_from(text, tenant, resume);
+    }
+
+    fn insert_from(&mut self, text: &str, tenant: u32, walk: Option<&Walk>) {
+        self.changes += 1;
         self.epoch += 1;
         let epoch = self.epoch;
         let mut cur = ROOT;
         self.touch(ROOT, tenant, epoch);
         let mut rest = text;
+        if let Some(w) = walk {
+            // The nodes a walk from the root would pass through whole, in
+            // the same order.
+            for &n in &w.nodes {
+                self.touch(n, tenant, epoch);
+            }
+            cur = w.nodes.last().copied().unwrap_or(ROOT);
+            rest = &text[w.bytes..];
+        }
         while let Some(c) = rest.chars().next() {
             let Some(mut ch) = self.child(cur, c) else {
                 let leaf = Node {
@@ -200,19 +246,33 @@ impl Tree {
     /// the shared characters; the tenant is the deepest matched node's
     /// creator, or (if that one has left the node) its lowest-numbered tenant.
     pub fn prefix_match(&mut self, text: &str) -> (u64, Option<u32>) {
+        let (chars, _, tenant) = self.prefix_match_walk(text, &mut Walk::default());
+        (chars, tenant)
+    }
+
+    /// [`Tree::prefix_match`], also answering the matched bytes and
+    /// filling `walk` for [`Tree::insert_walked`].
+    pub fn prefix_match_walk(&mut self, text: &str, walk: &mut Walk) -> (u64, usize, Option<u32>) {
+        walk.clear();
+        walk.stamp = Some(self.changes);
         let (mut cur, mut matched, mut rest) = (ROOT, 0, text);
+        let mut partial = 0;
         while let Some(c) = rest.chars().next() {
             let Some(ch) = self.child(cur, c) else { break };
             let (bytes, chars) = common_prefix(&self.nodes[ch].text, self.nodes[ch].chars, rest);
             matched += chars;
             cur = ch;
             if bytes < self.nodes[ch].text.len() {
+                partial = bytes;
                 break;
             }
+            walk.nodes.push(ch);
             rest = &rest[bytes..];
         }
+        walk.bytes = text.len() - rest.len();
+        let matched_bytes = walk.bytes + partial;
         if cur == ROOT {
-            return (0, None);
+            return (0, 0, None);
         }
         let n = &self.nodes[cur];
         let tenant = if n.tenants.iter().any(|&(t, _)| t == n.last_tenant) {
@@ -230,10 +290,11 @@ impl Tree {
             let epoch = self.epoch;
             self.touch(cur, t, epoch);
         }
-        (matched, tenant)
+        (matched, matched_bytes, tenant)
     }
 
     fn detach(&mut self, node: usize) {
+        self.changes += 1;
         let parent = self.nodes[node].parent;
         self.nodes[parent].children.retain(|&(_, c)| c != node);
         let mut stack = vec![node];
@@ -250,6 +311,7 @@ impl Tree {
 
     /// Forgets everything `tenant` cached.
     pub fn remove_tenant(&mut self, tenant: u32) {
+        self.changes += 1;
         let mut emptied = Vec::new();
         for (i, n) in self.nodes.iter_mut().enumerate() {
             if n.alive && n.tenants.iter().any(|&(t, _)| t == tenant) {
@@ -283,6 +345,7 @@ impl Tree {
     /// For each tenant holding more than `max_chars` characters, drops its
     /// least recently used leaves until it holds at most `max_chars`.
     pub fn evict(&mut self, max_chars: u64) {
+        self.changes += 1;
         for tenant in 0..self.held.len() as u32 {
             if self.held(tenant) <= max_chars {
                 continue;
@@ -343,6 +406,45 @@ mod tests {
             let b = shared + &(0..next(12)).map(|_| alphabet[next(alphabet.len())]).collect::<String>();
             assert_eq!(common_prefix(&a, a.chars().count() as u64, &b), common_prefix_by_chars(&a, &b), "{a:?} {b:?}");
         }
+    }
+
+    #[test]
+    fn an_insert_resumed_from_a_walk_equals_one_from_the_root() {
+        // Texts sharing heads (as a group's prompts do), with multi-byte
+        // characters; tenants removed and trees evicted in between, which
+        // must make the walk stale.
+        let alphabet = ["a", "b", "é", "字", "🙂", " "];
+        let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = |n: usize| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 33) as usize % n
+        };
+        let heads: Vec<String> =
+            (0..6).map(|_| (0..next(30)).map(|_| alphabet[next(alphabet.len())]).collect()).collect();
+        let (mut plain, mut walked, mut walk) = (Tree::new(), Tree::new(), Walk::default());
+        let mut resumed = 0;
+        for i in 0..5_000 {
+            let text = heads[next(heads.len())].clone()
+                + &(0..next(10)).map(|_| alphabet[next(alphabet.len())]).collect::<String>();
+            let tenant = next(4) as u32;
+            let a = plain.prefix_match(&text);
+            let (chars, bytes, t) = walked.prefix_match_walk(&text, &mut walk);
+            assert_eq!(a, (chars, t), "{text:?}");
+            assert_eq!(chars + text[bytes..].chars().count() as u64, text.chars().count() as u64, "{text:?}");
+            if i % 97 == 0 {
+                plain.remove_tenant(tenant);
+                walked.remove_tenant(tenant);
+            }
+            resumed += usize::from(walk.stamp == Some(walked.changes));
+            plain.insert(&text, tenant);
+            walked.insert_walked(&text, tenant, &walk);
+            if i % 251 == 0 {
+                plain.evict(200);
+                walked.evict(200);
+            }
+            assert_eq!(format!("{plain:?}"), format!("{walked:?}"), "after {i} inserts");
+        }
+        assert!(resumed > 4_900, "{resumed} inserts resumed from a walk");
     }
 
     #[test]
