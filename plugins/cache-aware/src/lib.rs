@@ -90,7 +90,6 @@ impl CacheAware {
         let imbalanced =
             max_load - min_load > self.balance_abs && (max_load as f32) > (min_load as f32) * self.balance_rel as f32;
         let chosen = if imbalanced {
-            self.walk.clear();
             min_node(healthy)
         } else {
             let (matched, bytes, tenant) = self.tree.prefix_match_walk(text, &mut self.walk);
@@ -109,8 +108,10 @@ impl CacheAware {
                 _ => min_node(healthy),
             }
         };
-        // A tenant removed above changed the tree: the walk is then stale,
-        // and the insert starts from the root.
+        // Without a match in this call (imbalanced loads), or after a
+        // tenant was removed above, the walk is stale (every insert and
+        // removal moves the tree's change count) and the insert starts
+        // from the root.
         self.tree.insert_walked(text, chosen, &self.walk);
         chosen
     }

@@ -38,8 +38,9 @@ pub struct Tree {
     held: Vec<u64>,
     epoch: u64,
     matches: u64,
-    /// Bumped by every change of the tree's shape: a [`Walk`] is good only
-    /// while this has not moved.
+    /// Bumped by every call that may change the tree's shape (insert,
+    /// remove_tenant, evict): a [`Walk`] is good only while this has not
+    /// moved.
     changes: u64,
 }
 
@@ -294,7 +295,6 @@ impl Tree {
     }
 
     fn detach(&mut self, node: usize) {
-        self.changes += 1;
         let parent = self.nodes[node].parent;
         self.nodes[parent].children.retain(|&(_, c)| c != node);
         let mut stack = vec![node];
