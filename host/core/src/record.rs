@@ -189,14 +189,18 @@ impl RequestRecord {
     pub fn itl_into(&self, out: &mut Vec<f64>) {
         out.clear();
         out.reserve(self.decode_length as usize);
-        for w in self.token_times.windows(2) {
-            let (t0, c0) = w[0];
-            let (t1, c1) = w[1];
-            let n = c1.saturating_sub(c0);
-            if n > 0 {
-                let gap = (secs(t1) - secs(t0)) / n as f64;
-                out.extend(std::iter::repeat_n(gap, n as usize));
+        let Some(&(t, c)) = self.token_times.first() else { return };
+        // Each time is converted once (it ends one gap and starts the
+        // next); a one-token event skips the division (x / 1.0 is x).
+        let (mut s0, mut c0) = (secs(t), c);
+        for &(t1, c1) in &self.token_times[1..] {
+            let s1 = secs(t1);
+            match c1.saturating_sub(c0) {
+                0 => {}
+                1 => out.push(s1 - s0),
+                n => out.extend(std::iter::repeat_n((s1 - s0) / n as f64, n as usize)),
             }
+            (s0, c0) = (s1, c1);
         }
     }
 }
@@ -216,17 +220,20 @@ fn fixed_ns(out: &mut String, v: Option<i128>) {
         if v < 0 {
             out.push('-');
         }
-        let a = v.unsigned_abs();
+        // Differences of two u64 times: |v| fits u64 (u128 division is a
+        // library call per digit, which was most of the writer's time).
+        let a = u64::try_from(v.unsigned_abs()).unwrap_or(u64::MAX);
         push_uint(out, a / 1_000_000_000, 1);
+        let frac = a % 1_000_000_000;
         out.push('.');
-        push_uint(out, a % 1_000_000_000, 9);
+        push_uint(out, frac, 9);
     }
 }
 
 /// Appends `v` in decimal, zero-padded to at least `width` digits: the
 /// formatting machinery of `write!` was most of the record writer's time.
-fn push_uint(out: &mut String, mut v: u128, width: usize) {
-    let mut buf = [b'0'; 40];
+fn push_uint(out: &mut String, mut v: u64, width: usize) {
+    let mut buf = [b'0'; 20];
     let mut i = buf.len();
     while v > 0 {
         i -= 1;
@@ -324,7 +331,7 @@ impl RequestRecord {
     pub fn write_csv_with_itl(&self, out: &mut String, itl: &mut [f64]) {
         let d = self.derived();
         for v in [self.id, u64::from(self.input_length), u64::from(self.decode_length)] {
-            push_uint(out, u128::from(v), 1);
+            push_uint(out, v, 1);
             out.push(',');
         }
         let at = |t: Option<Nanos>| t.map(i128::from);
@@ -431,6 +438,21 @@ mod tests {
         assert!((f(19) - 0.01).abs() < 1e-12 && (f(20) - 0.01).abs() < 1e-12, "{line}");
         assert_eq!(r.itl().len(), 3);
         assert_eq!(&cols[22..], ["128", "stop", "510", ""]);
+    }
+
+    #[test]
+    fn fixed_ns_writes_nine_decimals_at_the_extremes() {
+        let w = |v: i128| {
+            let mut s = String::new();
+            fixed_ns(&mut s, Some(v));
+            s
+        };
+        assert_eq!(w(0), "0.000000000");
+        assert_eq!(w(5), "0.000000005");
+        assert_eq!(w(-1_000_000_007), "-1.000000007");
+        assert_eq!(w(123_456_789_012), "123.456789012");
+        assert_eq!(w(i128::from(u64::MAX)), "18446744073.709551615");
+        assert_eq!(w(-i128::from(u64::MAX)), "-18446744073.709551615");
     }
 
     #[test]

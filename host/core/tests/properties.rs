@@ -108,4 +108,17 @@ proptest! {
         let want = sglab_core::stats::percentile(&sorted, p);
         prop_assert_eq!(sglab_core::stats::percentile_unsorted(&mut v, p).to_bits(), want.to_bits());
     }
+
+    /// The same near the top, where the largest few values are kept in one
+    /// pass instead of selected, with many ties and signed zeros.
+    #[test]
+    fn top_percentiles_equal_percentile_of_sorted(
+        mut v in proptest::collection::vec(prop_oneof![(-3i8..4).prop_map(f64::from), Just(-0.0)], 1..400),
+        p in 95.0f64..=100.0,
+    ) {
+        let mut sorted = v.clone();
+        sorted.sort_by(f64::total_cmp);
+        let want = sglab_core::stats::percentile(&sorted, p);
+        prop_assert_eq!(sglab_core::stats::percentile_unsorted(&mut v, p).to_bits(), want.to_bits());
+    }
 }
