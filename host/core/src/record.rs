@@ -224,9 +224,8 @@ fn fixed_ns(out: &mut String, v: Option<i128>) {
         // library call per digit, which was most of the writer's time).
         let a = u64::try_from(v.unsigned_abs()).unwrap_or(u64::MAX);
         push_uint(out, a / 1_000_000_000, 1);
-        let frac = a % 1_000_000_000;
         out.push('.');
-        push_uint(out, frac, 9);
+        push_uint(out, a % 1_000_000_000, 9);
     }
 }
 
