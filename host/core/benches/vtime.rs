@@ -117,6 +117,7 @@ fn case(name: &str, nodes: usize, requests: u32, rate: f64) {
         backend: Backend::Sglang,
         sample_every: None,
         warmup: 0,
+        quiet_decode: true,
     };
     let mut best: Option<(f64, vtime::LoopStats)> = None;
     for _ in 0..5 {

@@ -28,6 +28,12 @@ use crate::sim::text::tokenize;
 use crate::sim::{Engine, EngineConfig, EngineStats, Faults, SimRequest, TokenEvent};
 use crate::workload::{Prompt, RequestSpec};
 
+mod flights;
+#[cfg(test)]
+mod tests;
+
+use flights::{Flight, Flights, Hot};
+
 /// One simulated node: its engine and faults.
 pub struct VirtualNode {
     engine: Box<dyn Engine + Send>,
@@ -35,6 +41,8 @@ pub struct VirtualNode {
     rng: Rng,
     finished: u64,
     crashed: bool,
+    /// The engine reports decode tokens in bulk (see [`Settings::quiet_decode`]).
+    quiet: bool,
 }
 
 impl VirtualNode {
@@ -47,6 +55,7 @@ impl VirtualNode {
             rng: Rng::new(cfg.seed, 0xFA17),
             finished: 0,
             crashed: false,
+            quiet: false,
         }
     }
 
@@ -73,6 +82,16 @@ pub struct Settings {
     pub sample_every: Option<Nanos>,
     /// Warm-up requests, run on the engines before the run and not recorded.
     pub warmup: u32,
+    /// Let engines that can ([`Engine::quiet_decode`]) skip the events of
+    /// tokens in the middle of a decode run: the loop then fills in their
+    /// times from the engine's decode log when the request's next event
+    /// comes (or it times out or is cancelled). The records are the same
+    /// either way (a test checks); it is used only where nothing acts on a
+    /// single token as it comes: `virtual_rtt_ms = 0` (events reach the
+    /// client at once, in the step they were made) and no
+    /// `--abort-after-tokens` or `--crash-after-requests` on the node
+    /// (both cut a stream at a given token).
+    pub quiet_decode: bool,
 }
 
 /// What the loop needs from its host.
@@ -122,100 +141,6 @@ pub struct Stalled {
     pub at: Nanos,
     /// Requests without a record.
     pub unfinished: usize,
-}
-
-/// A request in flight. What every token event updates sits inline (one
-/// or two cache lines per request); the rest of the attempt is boxed and
-/// filled in when the request ends. A decode step touches every running
-/// request, and the whole attempt inline was several lines each.
-struct Flight {
-    node: u32,
-    hot: Hot,
-    attempt: Box<Attempt>,
-}
-
-/// The per-token part of an attempt (see [`Flight`]).
-struct Hot {
-    to_server: Nanos,
-    first_token: Option<Nanos>,
-    decode_length: u32,
-    token_events: u32,
-    cached_tokens: u32,
-    retractions: u32,
-    /// An event arrived (`cached_tokens`, `retractions` are the server's).
-    heard: bool,
-    token_times: Vec<(Nanos, u32)>,
-}
-
-impl Flight {
-    /// The whole attempt, for the record.
-    fn into_attempt(self) -> Attempt {
-        let (h, mut a) = (self.hot, *self.attempt);
-        a.first_token = h.first_token;
-        a.decode_length = h.decode_length;
-        a.token_events = h.token_events;
-        if h.heard {
-            a.cached_tokens = Some(h.cached_tokens);
-            a.retractions = Some(h.retractions);
-        }
-        a.token_times = h.token_times;
-        a
-    }
-}
-
-/// The requests in flight by id: 4 bytes per request of the workload, and
-/// a slab of the few in flight (a 100,000-request run holds ~100 attempts,
-/// not 100,000).
-struct Flights {
-    slot: Vec<u32>,
-    slab: Vec<Option<(u64, Flight)>>,
-    free: Vec<u32>,
-}
-
-const NONE: u32 = u32::MAX;
-
-impl Flights {
-    fn new(n: usize) -> Self {
-        Self { slot: vec![NONE; n], slab: Vec::new(), free: Vec::new() }
-    }
-
-    fn get(&self, id: u64) -> Option<&Flight> {
-        let s = *self.slot.get(id as usize)?;
-        self.slab.get(s as usize)?.as_ref().map(|(_, f)| f)
-    }
-
-    fn get_mut(&mut self, id: u64) -> Option<&mut Flight> {
-        let s = *self.slot.get(id as usize)?;
-        self.slab.get_mut(s as usize)?.as_mut().map(|(_, f)| f)
-    }
-
-    fn insert(&mut self, id: u64, f: Flight) {
-        let s = match self.free.pop() {
-            Some(s) => {
-                self.slab[s as usize] = Some((id, f));
-                s
-            }
-            None => {
-                self.slab.push(Some((id, f)));
-                (self.slab.len() - 1) as u32
-            }
-        };
-        self.slot[id as usize] = s;
-    }
-
-    fn take(&mut self, id: u64) -> Option<Flight> {
-        let s = std::mem::replace(self.slot.get_mut(id as usize)?, NONE);
-        let (_, f) = self.slab.get_mut(s as usize)?.take()?;
-        self.free.push(s);
-        Some(f)
-    }
-
-    /// Ids in flight, in id order (a defined order for cancelling them).
-    fn ids(&self) -> Vec<u64> {
-        let mut ids: Vec<u64> = self.slab.iter().flatten().map(|(id, _)| *id).collect();
-        ids.sort_unstable();
-        ids
-    }
 }
 
 enum Back {
@@ -375,10 +300,44 @@ impl<B: BatchPolicy, R: RoutePolicy, H: Host> Loop<'_, B, R, H> {
         }
     }
 
+    /// The tokens of request `id` that its engine made without an event
+    /// (quiet decode): `n` tokens after the last one the client heard, at
+    /// the engine's decode log `from..` (virtual_rtt_ms is 0: they reached
+    /// the client as they were made). What a loud engine's events would
+    /// have done, in one go.
+    fn silent_tokens(&mut self, id: u64, from: u32, n: u32) {
+        self.stats.engine_events += u64::from(n);
+        let Some(f) = self.flights.get_mut(id) else { return };
+        let a = &mut f.hot;
+        if self.s.stream {
+            a.token_events += n;
+            if self.s.token_times {
+                let times = &self.nodes[f.node as usize].engine.decode_times()[from as usize..][..n as usize];
+                let (off, c) = (self.offset, a.decode_length);
+                a.token_times.extend(times.iter().zip(1..).map(|(&t, k)| (t - off, c + k)));
+            }
+        }
+        a.decode_length += n;
+    }
+
+    /// Before request `id` ends early (timeout, cancel): its tokens so far
+    /// that no event reported.
+    fn catch_up(&mut self, node: usize, id: u64) {
+        if self.nodes[node].quiet {
+            let (from, n) = self.nodes[node].engine.unreported(id);
+            if n > 0 {
+                self.silent_tokens(id, from, n);
+            }
+        }
+    }
+
     /// An engine event reaches the client now (the per-token hot path).
     fn deliver_event(&mut self, ev: TokenEvent) {
         let at = self.now;
         let id = ev.key;
+        if ev.silent > 0 {
+            self.silent_tokens(id, ev.silent_from, ev.silent);
+        }
         if let Some(err) = ev.error {
             return self.fail(id, at, ErrorKind::ServerError, format!("server error in stream: {err}"));
         }
@@ -461,7 +420,9 @@ impl<B: BatchPolicy, R: RoutePolicy, H: Host> Loop<'_, B, R, H> {
     fn cancel_all(&mut self) {
         for id in self.flights.ids() {
             if let Some(f) = self.flights.get(id) {
-                self.nodes[f.node as usize].engine.cancel(id);
+                let node = f.node as usize;
+                self.catch_up(node, id);
+                self.nodes[node].engine.cancel(id);
                 self.fail(id, self.now, ErrorKind::Cancelled, "cancelled: the run stopped".to_owned());
             }
         }
@@ -563,6 +524,10 @@ pub fn run<B: BatchPolicy, R: RoutePolicy, H: Host>(
         changed: true,
         stats: LoopStats::default(),
     };
+    for n in l.nodes.iter_mut() {
+        let cuts = n.faults.abort_after_tokens.is_some() || n.faults.crash_after_requests.is_some();
+        n.quiet = s.quiet_decode && s.rtt == 0 && !cuts && n.engine.quiet_decode();
+    }
     l.offset = l.warmup();
     l.stats.warmup = l.offset;
     l.host.now(0);
@@ -618,6 +583,7 @@ pub fn run<B: BatchPolicy, R: RoutePolicy, H: Host>(
             let (_, id) = l.timeouts.pop_front().expect("front exists");
             if let Some(f) = l.flights.get(id) {
                 let node = f.node as usize;
+                l.catch_up(node, id);
                 l.nodes[node].engine.cancel(id);
                 let msg = format!("timed out after {:.1} s", l.s.timeout as f64 / 1e9);
                 l.fail(id, t, ErrorKind::Timeout, msg);

@@ -74,6 +74,8 @@ impl Engine for FixedEngine {
                 retractions: 0,
                 finished,
                 error: None,
+                silent: 0,
+                silent_from: 0,
             });
             self.generated += (a.emitted - before) as u64;
             if finished {
@@ -122,7 +124,9 @@ mod tests {
                 cached_tokens: 0,
                 retractions: 0,
                 finished: false,
-                error: None
+                error: None,
+                silent: 0,
+                silent_from: 0
             }]
         );
         assert_eq!(e.next_event_at(), Some(60 * MS));
@@ -141,7 +145,9 @@ mod tests {
                 cached_tokens: 0,
                 retractions: 0,
                 finished: true,
-                error: None
+                error: None,
+                silent: 0,
+                silent_from: 0
             }]
         );
         assert_eq!((e.active(), e.next_event_at()), (0, None));

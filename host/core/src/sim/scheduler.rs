@@ -125,9 +125,15 @@ impl SchedulerConfig {
 #[derive(Debug)]
 struct Req {
     key: u64,
-    /// Prompt followed by the tokens generated so far (`fill_ids`).
+    /// Prompt followed by the tokens generated so far (`fill_ids`), up to
+    /// where something read them: a generated token is a function of the
+    /// key and its position, written out by [`Req::materialize`] when the
+    /// tree or a re-prefill needs it (a decode step does not write to
+    /// every running request's ids).
     tokens: Vec<u32>,
     input_len: usize,
+    /// Tokens generated so far.
+    out: u32,
     max_new: u64,
     ignore_eos: bool,
     /// Leading tokens of `tokens` whose KV exists.
@@ -140,22 +146,49 @@ struct Req {
     admitted: bool,
     retractions: u32,
     cancelled: bool,
+    /// Output tokens the request's events have covered so far.
+    reported: u32,
+    /// Where its unreported tokens' times start in the decode log (quiet
+    /// decode: from there it was in every decode step until it left the
+    /// running batch).
+    silent_from: u32,
 }
 
 impl Req {
     fn out_len(&self) -> u64 {
-        (self.tokens.len() - self.input_len) as u64
+        u64::from(self.out)
     }
-    /// This request's progress event.
-    fn event(&self, finished: bool) -> TokenEvent {
-        TokenEvent {
+    /// Prompt plus generated tokens.
+    fn len(&self) -> usize {
+        self.input_len + self.out as usize
+    }
+    /// Writes out the generated tokens of the first `upto` positions.
+    fn materialize(&mut self, upto: usize) {
+        let upto = upto.min(self.len());
+        while self.tokens.len() < upto {
+            // One synthetic output token per position.
+            let t = (self.key.wrapping_mul(0x9E37_79B9).wrapping_add(self.tokens.len() as u64) % 50_000) as u32;
+            self.tokens.push(t + 100_000);
+        }
+    }
+    /// This request's progress event. `token`: the event carries its
+    /// newest token (the unreported ones before it go in `silent`);
+    /// `next_decode`: the decode log's index of the next decode step.
+    fn event(&mut self, finished: bool, token: bool, next_decode: u32) -> TokenEvent {
+        let out = self.out_len() as u32;
+        let ev = TokenEvent {
             key: self.key,
-            completion_tokens: self.out_len() as u32,
+            completion_tokens: out,
             cached_tokens: self.cached_tokens,
             retractions: self.retractions,
             finished,
             error: None,
-        }
+            silent: out - self.reported - u32::from(token),
+            silent_from: self.silent_from,
+        };
+        self.reported = out;
+        self.silent_from = next_decode;
+        ev
     }
     fn remaining_new(&self) -> u64 {
         self.max_new.saturating_sub(self.out_len()).min(CLIP_MAX_NEW_TOKENS)
@@ -166,7 +199,8 @@ impl Req {
 enum Batch {
     /// (request, extend tokens) per admitted request.
     Prefill(Vec<(usize, u64)>),
-    Decode(Vec<usize>),
+    /// The running requests and the KV tokens the step reads.
+    Decode(Vec<usize>, u64),
 }
 
 /// SGLang's scheduler over a simulated GPU. See the module docs.
@@ -198,6 +232,10 @@ pub struct SglangEngine {
     stats: EngineStats,
     window: (Nanos, u64, u64),
     log: Option<Vec<StepLog>>,
+    /// Quiet decode (see [`Engine::quiet_decode`]).
+    quiet: bool,
+    /// Every decode step's end time, while quiet.
+    decode_log: Vec<Nanos>,
 }
 
 /// One forward pass, as SGLang's "Prefill batch" / "Decode batch" log lines
@@ -252,6 +290,8 @@ impl SglangEngine {
             stats,
             window: (0, 0, 0),
             log: None,
+            quiet: false,
+            decode_log: Vec::new(),
         }
     }
 
@@ -313,6 +353,7 @@ impl SglangEngine {
     /// releases its private slots (duplicates are freed).
     fn checkpoint(&mut self, i: usize) {
         let (kv_len, private) = (self.req(i).kv_len, self.req(i).private);
+        self.req_mut(i).materialize(kv_len);
         self.private_total -= private;
         self.req_mut(i).private = 0;
         if self.cfg.disable_radix_cache {
@@ -343,12 +384,14 @@ impl SglangEngine {
         self.batch_is_full = false;
     }
 
-    fn event(&self, i: usize, finished: bool) -> TokenEvent {
-        self.req(i).event(finished)
+    /// Request `i`'s event (see [`Req::event`]).
+    fn event(&mut self, i: usize, finished: bool, token: bool) -> TokenEvent {
+        let next = self.decode_log.len() as u32;
+        self.req_mut(i).event(finished, token, next)
     }
 
     fn abort(&mut self, i: usize, msg: &str, out: &mut Vec<TokenEvent>) {
-        let mut ev = self.event(i, true);
+        let mut ev = self.event(i, true, false);
         ev.error = Some(msg.to_owned());
         out.push(ev);
         self.release(i, false);
@@ -365,18 +408,15 @@ impl SglangEngine {
                 }
                 s
             }
-            Batch::Decode(items) => StepShape {
-                decode_seqs: items.len() as u32,
-                decode_kv_tokens: items.iter().map(|&i| self.req(i).kv_len as u64 + 1).sum(),
-                ..StepShape::default()
-            },
+            Batch::Decode(items, kv_tokens) => {
+                StepShape { decode_seqs: items.len() as u32, decode_kv_tokens: *kv_tokens, ..StepShape::default() }
+            }
         }
     }
 
     fn refresh_stats(&mut self) {
         let used = self.cfg.max_total_tokens - self.free() - self.radix.evictable();
-        let waiting_tokens =
-            self.waiting.iter().map(|&i| self.slots[i].as_ref().map_or(0, |r| r.tokens.len() as u64)).sum();
+        let waiting_tokens = self.waiting.iter().map(|&i| self.slots[i].as_ref().map_or(0, |r| r.len() as u64)).sum();
         let s = &mut self.stats;
         s.num_running_reqs = self.running.len() as u64 + self.chunked.is_some() as u64;
         s.num_queue_reqs = self.waiting.len() as u64 + self.arrivals.len() as u64;
@@ -405,6 +445,7 @@ impl Engine for SglangEngine {
             key,
             input_len: req.input_ids.len(),
             tokens: req.input_ids,
+            out: 0,
             max_new,
             ignore_eos: req.ignore_eos,
             kv_len: 0,
@@ -414,6 +455,8 @@ impl Engine for SglangEngine {
             admitted: false,
             retractions: 0,
             cancelled: false,
+            reported: 0,
+            silent_from: 0,
         };
         let slot = match self.free_slots.pop() {
             Some(s) => {
@@ -428,7 +471,7 @@ impl Engine for SglangEngine {
         self.by_key.insert(key, slot);
         if max_new == 0 {
             // Nothing to generate: answer at once.
-            let ev = self.event(slot, true);
+            let ev = self.event(slot, true, false);
             self.pending_events.push(ev);
             self.release(slot, false);
             return;
@@ -513,7 +556,7 @@ impl Engine for SglangEngine {
             }
             let batch = match self.try_prefill() {
                 Some(items) => Some(Batch::Prefill(items)),
-                None => self.prepare_decode(out).map(Batch::Decode),
+                None => self.prepare_decode(out).map(|(items, kv)| Batch::Decode(items, kv)),
             };
             match batch {
                 Some(b) => {
@@ -522,7 +565,7 @@ impl Engine for SglangEngine {
                     if let Some(log) = &mut self.log {
                         let prefill_reqs = match &b {
                             Batch::Prefill(items) => items.len() as u32,
-                            Batch::Decode(_) => 0,
+                            Batch::Decode(..) => 0,
                         };
                         log.push(StepLog {
                             start,
@@ -567,6 +610,25 @@ impl Engine for SglangEngine {
         self.radix = RadixCache::new();
         self.refresh_stats();
         Ok(())
+    }
+
+    fn quiet_decode(&mut self) -> bool {
+        self.quiet = true;
+        true
+    }
+
+    fn decode_times(&self) -> &[Nanos] {
+        &self.decode_log
+    }
+
+    fn unreported(&self, key: u64) -> (u32, u32) {
+        match self.by_key.get(&key) {
+            Some(&i) if !self.req(i).cancelled => {
+                let r = self.req(i);
+                (r.silent_from, r.out_len() as u32 - r.reported)
+            }
+            _ => (0, 0),
+        }
     }
 }
 

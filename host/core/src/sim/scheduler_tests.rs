@@ -198,3 +198,108 @@ fn impossible_requests_are_aborted_with_a_reason() {
     e.cancel(7);
     assert_eq!(e.active(), 0);
 }
+
+/// The retraction scenario above, with request 2 cancelled mid-stream
+/// when `cancel_at` is set.
+fn retraction_run(quiet: bool, cancel_at: Option<Nanos>) -> (SglangEngine, Vec<(Nanos, TokenEvent)>) {
+    let c = SchedulerConfig { max_total_tokens: 300, schedule_conservativeness: 0.1, ..cfg() };
+    let mut e = SglangEngine::new(c, flat_profile());
+    if quiet {
+        assert!(e.quiet_decode());
+    }
+    let mk = |ids: Vec<u32>| SimRequest { input_ids: ids, max_new_tokens: 200, ignore_eos: false };
+    e.submit(0, 1, mk(distinct(0, 20)));
+    let mut evs = run(&mut e, 15 * MS);
+    e.submit(15 * MS, 2, mk(distinct(500, 20)));
+    e.submit(15 * MS, 3, mk(distinct(900, 20)));
+    if let Some(at) = cancel_at {
+        evs.extend(run(&mut e, at));
+        e.cancel(3);
+    }
+    evs.extend(run(&mut e, Nanos::MAX));
+    (e, evs)
+}
+
+/// Every token as (time, request, completion count), silent ones filled
+/// in from the decode log.
+fn tokens_of(e: &SglangEngine, evs: &[(Nanos, TokenEvent)]) -> Vec<(Nanos, u64, u32)> {
+    let mut out = Vec::new();
+    for (t, ev) in evs {
+        let times = &e.decode_times()[ev.silent_from as usize..][..ev.silent as usize];
+        let before = ev.completion_tokens - ev.silent - u32::from(ev.error.is_none());
+        out.extend(times.iter().zip(1..).map(|(&at, k)| (at, ev.key, before + k)));
+        if ev.error.is_none() && ev.completion_tokens > 0 {
+            out.push((*t, ev.key, ev.completion_tokens));
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+#[test]
+fn quiet_decode_reports_every_token_at_the_same_time_across_retractions() {
+    let (loud_e, loud) = retraction_run(false, None);
+    let (quiet_e, quiet) = retraction_run(true, None);
+    assert!(loud.iter().all(|(_, ev)| ev.silent == 0));
+    assert!(finals(&loud).values().any(|ev| ev.retractions > 0), "the scenario retracts");
+    assert!(quiet.len() * 10 < loud.len(), "{} quiet events, {} loud", quiet.len(), loud.len());
+    assert_eq!(tokens_of(&quiet_e, &quiet), tokens_of(&loud_e, &loud));
+    assert_eq!(
+        finals(&quiet),
+        finals(&loud)
+            .into_iter()
+            .map(|(k, mut ev)| {
+                // A quiet final event carries what came before it.
+                let q = &finals(&quiet)[&k];
+                (ev.silent, ev.silent_from) = (q.silent, q.silent_from);
+                (k, ev)
+            })
+            .collect()
+    );
+    assert_eq!(quiet_e.stats(), loud_e.stats());
+}
+
+#[test]
+fn unreported_tokens_of_a_cancelled_request_are_the_ones_it_made() {
+    let (_, loud) = retraction_run(false, None);
+    // Half-way through request 3's tokens.
+    let mid = loud.iter().filter(|(_, ev)| ev.key == 3).nth(60).map(|(t, _)| *t).unwrap();
+    let (loud_e, loud) = retraction_run(false, Some(mid));
+    let made = loud.iter().filter(|(t, ev)| ev.key == 3 && *t <= mid).count() as u32;
+    let mut e = SglangEngine::new(loud_e.config().clone(), flat_profile());
+    assert!(e.quiet_decode());
+    let mk = |ids: Vec<u32>| SimRequest { input_ids: ids, max_new_tokens: 200, ignore_eos: false };
+    e.submit(0, 1, mk(distinct(0, 20)));
+    let mut evs = run(&mut e, 15 * MS);
+    e.submit(15 * MS, 2, mk(distinct(500, 20)));
+    e.submit(15 * MS, 3, mk(distinct(900, 20)));
+    evs.extend(run(&mut e, mid));
+    let heard: u32 = evs.iter().filter(|(_, ev)| ev.key == 3).map(|(_, ev)| ev.completion_tokens).max().unwrap();
+    let (from, n) = e.unreported(3);
+    assert!(n > 0);
+    assert_eq!(heard + n, made);
+    let times: Vec<Nanos> = e.decode_times()[from as usize..][..n as usize].to_vec();
+    let loud_times: Vec<Nanos> = loud
+        .iter()
+        .filter(|(t, ev)| ev.key == 3 && *t <= mid && ev.completion_tokens > heard)
+        .map(|(t, _)| *t)
+        .collect();
+    assert_eq!(times, loud_times);
+    e.cancel(3);
+    assert_eq!(e.unreported(3), (0, 0), "gone");
+}
+
+#[test]
+fn a_retracted_requests_generated_ids_are_cached_after_it_finishes() {
+    // Generated id at position p of request k (pinned: follow-up prompts hit the cache on them).
+    let gen_id = |k: u64, p: usize| (k.wrapping_mul(0x9E37_79B9).wrapping_add(p as u64) % 50_000) as u32 + 100_000;
+    let (mut e, evs) = retraction_run(false, None);
+    let f = finals(&evs);
+    let victim = *f.keys().find(|k| f[k].retractions > 0).unwrap();
+    let base = [0, 0, 500, 900][victim as usize];
+    // Prompt and outputs but the last (whose KV was never computed).
+    let ids: Vec<u32> = distinct(base, 20).into_iter().chain((20..20 + 199).map(|p| gen_id(victim, p))).collect();
+    e.submit(e.next_event_at().unwrap_or(0), 9, req([ids.clone(), distinct(40_000, 5)].concat(), 1));
+    let f = finals(&run(&mut e, Nanos::MAX));
+    assert_eq!(f[&9].cached_tokens, ids.len() as u32);
+}

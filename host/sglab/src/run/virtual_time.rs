@@ -179,6 +179,7 @@ pub fn run(
         backend: exp.workload.backend,
         sample_every: limit(interval),
         warmup: c.warmup_requests,
+        quiet_decode: true,
     };
     let mut shell = Shell {
         clock,

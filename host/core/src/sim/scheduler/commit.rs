@@ -20,18 +20,21 @@ impl SglangEngine {
                     }
                     let r = self.req_mut(i);
                     r.kv_len += ext as usize;
-                    let complete = r.kv_len >= r.tokens.len();
+                    let complete = r.kv_len >= r.len();
                     self.checkpoint(i);
-                    if complete && !self.emit_token(i, out) {
+                    if complete && !self.emit_token(i, false, out) {
                         self.running.push(i);
                     }
                 }
             }
-            Batch::Decode(items) => {
+            Batch::Decode(items, _) => {
                 // Prefills never run while a decode step is in flight, so
                 // `running` was exactly this batch: it is rebuilt in place.
                 let mut still = std::mem::take(&mut self.running);
                 still.clear();
+                if self.quiet {
+                    self.decode_log.push(end);
+                }
                 for i in items {
                     let r = self.slots[i].as_mut().expect("live request");
                     if r.cancelled {
@@ -39,7 +42,7 @@ impl SglangEngine {
                         continue;
                     }
                     r.kv_len += 1;
-                    if !self.emit_token(i, out) {
+                    if !self.emit_token(i, true, out) {
                         still.push(i);
                     }
                 }
@@ -54,15 +57,19 @@ impl SglangEngine {
         }
     }
 
-    /// Generates and emits one token; returns true if that finished the
-    /// request (which is then released).
-    pub(super) fn emit_token(&mut self, i: usize, out: &mut Vec<TokenEvent>) -> bool {
+    /// Generates and emits one token (`decode`: of a decode step); returns
+    /// true if that finished the request (which is then released).
+    pub(super) fn emit_token(&mut self, i: usize, decode: bool, out: &mut Vec<TokenEvent>) -> bool {
+        let next = self.decode_log.len() as u32;
         let r = self.slots[i].as_mut().expect("live request");
-        // One synthetic output token.
-        let t = (r.key.wrapping_mul(0x9E37_79B9).wrapping_add(r.tokens.len() as u64) % 50_000) as u32 + 100_000;
-        r.tokens.push(t);
+        // Its id is written out when read (`Req::materialize`).
+        r.out += 1;
         let finished = r.out_len() >= r.max_new;
-        out.push(r.event(finished));
+        // Quiet: a decode token that does not end the request is counted
+        // by the request's next event instead.
+        if finished || !decode || !self.quiet {
+            out.push(r.event(finished, true, next));
+        }
         let input_len = r.input_len as u64;
         self.stats.generation_tokens_total += 1;
         self.window.2 += 1;

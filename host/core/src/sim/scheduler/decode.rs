@@ -6,7 +6,8 @@ use super::*;
 
 impl SglangEngine {
     /// `update_running_batch`: memory check, retraction, allocation.
-    pub(super) fn prepare_decode(&mut self, out: &mut Vec<TokenEvent>) -> Option<Vec<usize>> {
+    /// Returns the batch and the KV tokens it reads.
+    pub(super) fn prepare_decode(&mut self, out: &mut Vec<TokenEvent>) -> Option<(Vec<usize>, u64)> {
         if self.running.is_empty() {
             return None;
         }
@@ -45,16 +46,21 @@ impl SglangEngine {
         }
         debug_assert!(self.free() >= need, "decode allocation checked above");
         self.private_total += need;
+        let mut kv_tokens = 0;
         for &i in &self.running {
-            self.slots[i].as_mut().expect("live request").private += 1;
+            let r = self.slots[i].as_mut().expect("live request");
+            r.private += 1;
+            kv_tokens += r.kv_len as u64 + 1;
         }
-        Some(self.running.clone())
+        Some((self.running.clone(), kv_tokens))
     }
 
     pub(super) fn retract(&mut self, v: usize, remaining: u64) {
         self.private_total -= self.req(v).private;
         self.set_lock(v, None);
         let r = self.req_mut(v);
+        // Its re-prefill matches and inserts the generated ids too.
+        r.materialize(usize::MAX);
         r.private = 0;
         r.kv_len = 0;
         r.retractions += 1;

@@ -64,7 +64,7 @@ impl SglangEngine {
 
         if let Some(c) = self.chunked {
             let r = self.req(c);
-            let remaining = (r.tokens.len() - r.kv_len) as i64;
+            let remaining = (r.len() - r.kv_len) as i64;
             let chunk = rem_chunk.unwrap_or(i64::MAX);
             let total = rem_total(self, offset);
             let mut e = remaining.min(chunk).min(if total > 0.0 { total as i64 } else { chunk });
@@ -96,11 +96,13 @@ impl SglangEngine {
             let (prefix, node) = if self.cfg.disable_radix_cache {
                 (0, ROOT)
             } else {
-                let t = &self.slots[idx].as_ref().expect("live request").tokens;
-                self.radix.match_prefix(t, t.len() - 1)
+                let r = self.slots[idx].as_ref().expect("live request");
+                // Waiting requests are new or retracted (written out then).
+                debug_assert_eq!(r.tokens.len(), r.len(), "ids of a waiting request");
+                self.radix.match_prefix(&r.tokens, r.tokens.len() - 1)
             };
             let r = self.req(idx);
-            let mut ext = (r.tokens.len() - prefix) as i64;
+            let mut ext = (r.len() - prefix) as i64;
             let reserve = r.remaining_new() as f64;
             // The matched prefix is locked while checking, so it no longer counts as evictable.
             self.radix.lock(node);
