@@ -22,48 +22,18 @@ use crate::Nanos;
 use crate::config::Backend;
 use crate::policy::{BatchPolicy, RoutePolicy, ServerSnapshot};
 use crate::record::ErrorKind;
-use crate::rng::Rng;
 use crate::session::{Act, Attempt, Session, Signal};
 use crate::sim::text::tokenize;
-use crate::sim::{Engine, EngineConfig, EngineStats, Faults, SimRequest, TokenEvent};
+use crate::sim::{EngineStats, SimRequest, TokenEvent};
 use crate::workload::{Prompt, RequestSpec};
 
 mod flights;
+mod node;
 #[cfg(test)]
 mod tests;
 
 use flights::{Flight, Flights, Hot};
-
-/// One simulated node: its engine and faults.
-pub struct VirtualNode {
-    engine: Box<dyn Engine + Send>,
-    faults: Faults,
-    rng: Rng,
-    finished: u64,
-    crashed: bool,
-    /// The engine reports decode tokens in bulk (see [`Settings::quiet_decode`]).
-    quiet: bool,
-}
-
-impl VirtualNode {
-    /// A fresh node as `cfg` describes it.
-    pub fn new(cfg: &EngineConfig) -> Self {
-        Self {
-            engine: cfg.build(),
-            faults: cfg.faults.clone(),
-            // The same stream `sglab sim` draws its injected failures from.
-            rng: Rng::new(cfg.seed, 0xFA17),
-            finished: 0,
-            crashed: false,
-            quiet: false,
-        }
-    }
-
-    /// The engine's counters.
-    pub fn stats(&self) -> EngineStats {
-        self.engine.stats()
-    }
-}
+pub use node::VirtualNode;
 
 /// Client settings of a virtual run.
 #[derive(Debug, Clone)]

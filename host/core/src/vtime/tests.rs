@@ -10,6 +10,7 @@ use crate::policy::{
 };
 use crate::record::RequestRecord;
 use crate::session::SessionConfig;
+use crate::sim::{EngineConfig, Faults};
 use crate::sim::{EngineKind, SchedulerConfig, cost};
 use crate::workload::{Approx, generate};
 
