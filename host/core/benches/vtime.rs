@@ -10,64 +10,11 @@ use std::time::Instant;
 use sglab_core::Nanos;
 use sglab_core::arrival::schedule;
 use sglab_core::config::{Arrival, Backend, Process, Workload};
-use sglab_core::policy::{
-    BatchPolicy, Completion, NodeIndex, NodeUpdate, PolicyError, PollResult, RequestId, RequestInfo, RouteDecision,
-    RoutePolicy,
-};
+use sglab_core::policy::native::{Immediate, RoundRobin};
 use sglab_core::session::{Act, Session, SessionConfig};
 use sglab_core::sim::{EngineConfig, EngineKind, EngineStats, Faults, SchedulerConfig, cost};
 use sglab_core::vtime::{self, Host, HostEvent, Settings, VirtualNode};
 use sglab_core::workload::{Approx, generate};
-
-#[derive(Default)]
-struct Immediate(Vec<RequestId>);
-
-impl BatchPolicy for Immediate {
-    fn name(&self) -> &str {
-        "immediate"
-    }
-    fn on_nodes(&mut self, _: &NodeUpdate) -> Result<(), PolicyError> {
-        Ok(())
-    }
-    fn on_arrival(&mut self, r: &RequestInfo) -> Result<(), PolicyError> {
-        self.0.push(r.id);
-        Ok(())
-    }
-    fn on_complete(&mut self, _: &Completion) -> Result<(), PolicyError> {
-        Ok(())
-    }
-    fn poll(&mut self, _: Nanos) -> Result<PollResult, PolicyError> {
-        Ok(PollResult { release: std::mem::take(&mut self.0), wake_at: None })
-    }
-}
-
-struct RoundRobin(u32, u32);
-
-impl RoutePolicy for RoundRobin {
-    fn name(&self) -> &str {
-        "round-robin"
-    }
-    fn on_nodes(&mut self, u: &NodeUpdate) -> Result<(), PolicyError> {
-        self.1 = u.node_count;
-        Ok(())
-    }
-    fn route(&mut self, _: &RequestInfo) -> Result<RouteDecision, PolicyError> {
-        self.0 = (self.0 + 1) % self.1.max(1);
-        Ok(RouteDecision::Dispatch(self.0))
-    }
-    fn on_dispatched(&mut self, _: RequestId, _: NodeIndex, _: Nanos) -> Result<(), PolicyError> {
-        Ok(())
-    }
-    fn on_first_token(&mut self, _: RequestId, _: NodeIndex, _: Nanos) -> Result<(), PolicyError> {
-        Ok(())
-    }
-    fn on_complete(&mut self, _: &Completion) -> Result<(), PolicyError> {
-        Ok(())
-    }
-    fn on_tick(&mut self, _: Nanos) -> Result<(), PolicyError> {
-        Ok(())
-    }
-}
 
 struct Count(u64);
 
@@ -127,7 +74,7 @@ fn case(name: &str, nodes: usize, requests: u32, rate: f64) {
             sched.clone(),
             cfg.clone(),
             Immediate::default(),
-            RoundRobin(0, 1),
+            RoundRobin::default(),
         );
         let mut engines: Vec<VirtualNode> = (0..nodes).map(|_| VirtualNode::new(&engine)).collect();
         let mut host = Count(0);

@@ -2,10 +2,12 @@
 //!
 //! These types mirror the WIT contract (`wit/strategy.wit`) in plain Rust; the
 //! host implements [`RoutePolicy`] and [`BatchPolicy`] over WebAssembly
-//! components and converts between the two in one module. Tests implement
-//! them natively.
+//! components and converts between the two in one module. Tests and the
+//! event-loop benchmark implement them natively ([`native`]).
 
 use crate::Nanos;
+
+pub mod native;
 
 /// Request id (the request's index in the workload).
 pub type RequestId = u64;

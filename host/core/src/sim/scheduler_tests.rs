@@ -199,7 +199,18 @@ fn impossible_requests_are_aborted_with_a_reason() {
     assert_eq!(e.active(), 0);
 }
 
-/// The retraction scenario above, with request 2 cancelled mid-stream
+/// Submits the retraction scenario's three requests (the last two 15 ms in);
+/// its events up to then.
+fn retraction_start(e: &mut SglangEngine) -> Vec<(Nanos, TokenEvent)> {
+    let mk = |ids: Vec<u32>| SimRequest { input_ids: ids, max_new_tokens: 200, ignore_eos: false };
+    e.submit(0, 1, mk(distinct(0, 20)));
+    let evs = run(e, 15 * MS);
+    e.submit(15 * MS, 2, mk(distinct(500, 20)));
+    e.submit(15 * MS, 3, mk(distinct(900, 20)));
+    evs
+}
+
+/// The retraction scenario above, with request 3 cancelled mid-stream
 /// when `cancel_at` is set.
 fn retraction_run(quiet: bool, cancel_at: Option<Nanos>) -> (SglangEngine, Vec<(Nanos, TokenEvent)>) {
     let c = SchedulerConfig { max_total_tokens: 300, schedule_conservativeness: 0.1, ..cfg() };
@@ -207,11 +218,7 @@ fn retraction_run(quiet: bool, cancel_at: Option<Nanos>) -> (SglangEngine, Vec<(
     if quiet {
         assert!(e.quiet_decode());
     }
-    let mk = |ids: Vec<u32>| SimRequest { input_ids: ids, max_new_tokens: 200, ignore_eos: false };
-    e.submit(0, 1, mk(distinct(0, 20)));
-    let mut evs = run(&mut e, 15 * MS);
-    e.submit(15 * MS, 2, mk(distinct(500, 20)));
-    e.submit(15 * MS, 3, mk(distinct(900, 20)));
+    let mut evs = retraction_start(&mut e);
     if let Some(at) = cancel_at {
         evs.extend(run(&mut e, at));
         e.cancel(3);
@@ -268,11 +275,7 @@ fn unreported_tokens_of_a_cancelled_request_are_the_ones_it_made() {
     let made = loud.iter().filter(|(t, ev)| ev.key == 3 && *t <= mid).count() as u32;
     let mut e = SglangEngine::new(loud_e.config().clone(), flat_profile());
     assert!(e.quiet_decode());
-    let mk = |ids: Vec<u32>| SimRequest { input_ids: ids, max_new_tokens: 200, ignore_eos: false };
-    e.submit(0, 1, mk(distinct(0, 20)));
-    let mut evs = run(&mut e, 15 * MS);
-    e.submit(15 * MS, 2, mk(distinct(500, 20)));
-    e.submit(15 * MS, 3, mk(distinct(900, 20)));
+    let mut evs = retraction_start(&mut e);
     evs.extend(run(&mut e, mid));
     let heard: u32 = evs.iter().filter(|(_, ev)| ev.key == 3).map(|(_, ev)| ev.completion_tokens).max().unwrap();
     let (from, n) = e.unreported(3);

@@ -5,65 +5,11 @@ use std::sync::Arc;
 use super::*;
 use crate::arrival::schedule;
 use crate::config::{Arrival, Process, Workload};
-use crate::policy::{
-    Completion, NodeIndex, NodeUpdate, PolicyError, PollResult, RequestId, RequestInfo, RouteDecision,
-};
+use crate::policy::native::{Immediate, RoundRobin};
 use crate::record::RequestRecord;
 use crate::session::SessionConfig;
-use crate::sim::{EngineConfig, Faults};
-use crate::sim::{EngineKind, SchedulerConfig, cost};
+use crate::sim::{EngineConfig, EngineKind, Faults, SchedulerConfig, cost};
 use crate::workload::{Approx, generate};
-
-/// Releases every arrival at the next poll.
-#[derive(Default)]
-struct AtOnce(Vec<RequestId>);
-
-impl BatchPolicy for AtOnce {
-    fn name(&self) -> &str {
-        "at-once"
-    }
-    fn on_nodes(&mut self, _: &NodeUpdate) -> Result<(), PolicyError> {
-        Ok(())
-    }
-    fn on_arrival(&mut self, r: &RequestInfo) -> Result<(), PolicyError> {
-        self.0.push(r.id);
-        Ok(())
-    }
-    fn on_complete(&mut self, _: &Completion) -> Result<(), PolicyError> {
-        Ok(())
-    }
-    fn poll(&mut self, _: Nanos) -> Result<PollResult, PolicyError> {
-        Ok(PollResult { release: std::mem::take(&mut self.0), wake_at: None })
-    }
-}
-
-/// Request k goes to node k mod n.
-struct ById(u32);
-
-impl RoutePolicy for ById {
-    fn name(&self) -> &str {
-        "by-id"
-    }
-    fn on_nodes(&mut self, u: &NodeUpdate) -> Result<(), PolicyError> {
-        self.0 = u.node_count.max(1);
-        Ok(())
-    }
-    fn route(&mut self, r: &RequestInfo) -> Result<RouteDecision, PolicyError> {
-        Ok(RouteDecision::Dispatch((r.id % u64::from(self.0)) as u32))
-    }
-    fn on_dispatched(&mut self, _: RequestId, _: NodeIndex, _: Nanos) -> Result<(), PolicyError> {
-        Ok(())
-    }
-    fn on_first_token(&mut self, _: RequestId, _: NodeIndex, _: Nanos) -> Result<(), PolicyError> {
-        Ok(())
-    }
-    fn on_complete(&mut self, _: &Completion) -> Result<(), PolicyError> {
-        Ok(())
-    }
-    fn on_tick(&mut self, _: Nanos) -> Result<(), PolicyError> {
-        Ok(())
-    }
-}
 
 #[derive(Default)]
 struct Keep(Vec<RequestRecord>, Vec<(usize, Nanos, EngineStats)>);
@@ -100,7 +46,8 @@ fn run_case(s: &Settings, rate: f64, kv: u64, max_duration: Option<Nanos>) -> (V
     let specs: Arc<[RequestSpec]> = g.specs.into();
     let names = vec!["a".to_owned(), "b".to_owned()];
     let cfg = SessionConfig { max_duration, max_errors: None, node_known: true, node_names: names };
-    let mut session = Session::new(specs.clone(), g.prefix_hashes, sched, cfg, AtOnce::default(), ById(1));
+    let mut session =
+        Session::new(specs.clone(), g.prefix_hashes, sched, cfg, Immediate::default(), RoundRobin::default());
     let mut nodes: Vec<VirtualNode> = (0..2).map(|_| VirtualNode::new(&engine)).collect();
     let mut host = Keep::default();
     let stats = run(&mut session, &mut nodes, &specs, s, &mut host).expect("no stall");
