@@ -31,10 +31,11 @@ impl BatchPolicy for Immediate {
     }
 }
 
-/// Each request to the node after the previous one's, over all nodes.
+/// Nodes 0, 1, ..., n-1 in turn, as the `round-robin` plugin routes while
+/// every node is healthy (it does not check: what uses it runs no faults).
 #[derive(Debug, Default)]
 pub struct RoundRobin {
-    last: NodeIndex,
+    next: NodeIndex,
     nodes: u32,
 }
 
@@ -47,8 +48,10 @@ impl RoutePolicy for RoundRobin {
         Ok(())
     }
     fn route(&mut self, _: &RequestInfo) -> Result<RouteDecision, PolicyError> {
-        self.last = (self.last + 1) % self.nodes.max(1);
-        Ok(RouteDecision::Dispatch(self.last))
+        let n = self.nodes.max(1);
+        let node = self.next % n;
+        self.next = (node + 1) % n;
+        Ok(RouteDecision::Dispatch(node))
     }
     fn on_dispatched(&mut self, _: RequestId, _: NodeIndex, _: Nanos) -> Result<(), PolicyError> {
         Ok(())

@@ -10,7 +10,7 @@ pub struct VirtualNode {
     pub(super) rng: Rng,
     pub(super) finished: u64,
     pub(super) crashed: bool,
-    /// The engine reports decode tokens in bulk (see [`Settings::quiet_decode`]).
+    /// The engine reports decode tokens in bulk (see [`super::Settings::quiet_decode`]).
     pub(super) quiet: bool,
 }
 
