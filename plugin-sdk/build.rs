@@ -26,8 +26,8 @@ macro_rules! __generate_{kind}_exports {{
             world: "sglab:strategy/{world}",
             runtime_path: "::sglab_plugin_sdk::__private::wit_bindgen::rt",
             with: {{
-                "sglab:strategy/types@0.2.0": ::sglab_plugin_sdk::bindings::sglab::strategy::types,
-                "sglab:strategy/host@0.2.0": ::sglab_plugin_sdk::bindings::sglab::strategy::host,
+                "sglab:strategy/types@0.2.1": ::sglab_plugin_sdk::bindings::sglab::strategy::types,
+                "sglab:strategy/host@0.2.1": ::sglab_plugin_sdk::bindings::sglab::strategy::host,
             }},
         }});
     }};

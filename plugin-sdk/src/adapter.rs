@@ -27,6 +27,14 @@ fn info(
     }
 }
 
+/// After a hook returned: if it was a default one (it does nothing), the
+/// host stops calling it.
+fn skip_if_default(hook: crate::host::Hook) {
+    if crate::took_default_hook() {
+        crate::host::skip_hook(hook);
+    }
+}
+
 struct State<P> {
     plugin: P,
     nodes: NodeTable,
@@ -61,23 +69,27 @@ impl<R: Router> RouterAdapter<R> {
     #[doc(hidden)]
     pub fn dispatched(&self, id: RequestId, node: NodeIndex, now: TimeNs) {
         self.state.borrow_mut().plugin.on_dispatched(id, node, now);
+        skip_if_default(crate::host::Hook::OnDispatched);
     }
 
     #[doc(hidden)]
     pub fn first_token(&self, id: RequestId, node: NodeIndex, now: TimeNs) {
         self.state.borrow_mut().plugin.on_first_token(id, node, now);
+        skip_if_default(crate::host::Hook::OnFirstToken);
     }
 
     #[doc(hidden)]
     pub fn complete(&self, done: &Completion) {
         let s = &mut *self.state.borrow_mut();
         s.plugin.on_complete(done, &s.nodes);
+        skip_if_default(crate::host::Hook::OnComplete);
     }
 
     #[doc(hidden)]
     pub fn tick(&self, now: TimeNs) {
         let s = &mut *self.state.borrow_mut();
         s.plugin.on_tick(now, &s.nodes);
+        skip_if_default(crate::host::Hook::OnTick);
     }
 }
 
@@ -110,6 +122,7 @@ impl<B: Batcher> BatcherAdapter<B> {
     pub fn complete(&self, done: &Completion) {
         let s = &mut *self.state.borrow_mut();
         s.plugin.on_complete(done, &s.nodes);
+        skip_if_default(crate::host::Hook::OnComplete);
     }
 
     #[doc(hidden)]

@@ -47,7 +47,7 @@ pub use node_table::NodeTable;
 pub mod bindings {
     wit_bindgen::generate!({
         path: "wit",
-        inline: "package sglab:sdk-imports; world imports { import sglab:strategy/host@0.2.0; }",
+        inline: "package sglab:sdk-imports; world imports { import sglab:strategy/host@0.2.1; }",
         world: "sglab:sdk-imports/imports",
         runtime_path: "::sglab_plugin_sdk::__private::wit_bindgen::rt",
         additional_derives: [PartialEq],
@@ -63,11 +63,27 @@ pub use bindings::sglab::strategy::types::{
 /// The host's functions: the run clock, logging, seeded randomness, and
 /// (with the `prompt-text` capability) prompt text.
 pub mod host {
-    pub use crate::bindings::sglab::strategy::host::{LogLevel, log, now_ns, prompt_text, random_u64};
+    pub use crate::bindings::sglab::strategy::host::{Hook, LogLevel, log, now_ns, prompt_text, random_u64, skip_hook};
+}
+
+thread_local! {
+    /// Set by a lifecycle hook's default body; read by the export glue,
+    /// which then tells the host not to call that hook again.
+    static DEFAULT_HOOK_RAN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The body of every default lifecycle hook: it does nothing, and says so.
+fn default_hook() {
+    DEFAULT_HOOK_RAN.with(|ran| ran.set(true));
+}
+
+/// Whether the hook just called was a default one (and clears the mark).
+pub(crate) fn took_default_hook() -> bool {
+    DEFAULT_HOOK_RAN.with(|ran| ran.replace(false))
 }
 
 /// The WIT package version this SDK speaks.
-pub const WIT_VERSION: &str = "0.2.0";
+pub const WIT_VERSION: &str = "0.2.1";
 
 #[doc(hidden)]
 pub mod __private {
@@ -77,7 +93,9 @@ pub mod __private {
 /// A routing strategy: picks the node for each released request.
 ///
 /// Only `NAME`, `DESCRIPTION`, `Config`, [`Router::new`] and [`Router::route`]
-/// are required; every lifecycle hook has a default that does nothing.
+/// are required; every lifecycle hook has a default that does nothing, and
+/// the first time a default hook runs the host is told not to call it
+/// again (`host.skip-hook`): a hook left out costs one call a run.
 pub trait Router: Sized + 'static {
     /// Short name shown by `sglab plugin list`/`inspect`.
     const NAME: &'static str;
@@ -98,20 +116,29 @@ pub trait Router: Sized + 'static {
     /// Picks a node. `nodes` is current as of this call.
     fn route(&mut self, request: &RequestInfo, nodes: &NodeTable) -> RouteDecision;
     /// The request was sent to `node`.
-    fn on_dispatched(&mut self, _id: RequestId, _node: NodeIndex, _now: TimeNs) {}
+    fn on_dispatched(&mut self, _id: RequestId, _node: NodeIndex, _now: TimeNs) {
+        default_hook()
+    }
     /// The request's first token arrived.
-    fn on_first_token(&mut self, _id: RequestId, _node: NodeIndex, _now: TimeNs) {}
+    fn on_first_token(&mut self, _id: RequestId, _node: NodeIndex, _now: TimeNs) {
+        default_hook()
+    }
     /// The request finished. `nodes` is as of the last `route`.
-    fn on_complete(&mut self, _done: &Completion, _nodes: &NodeTable) {}
+    fn on_complete(&mut self, _done: &Completion, _nodes: &NodeTable) {
+        default_hook()
+    }
     /// The wake-up the router asked for (through `RouteDecision::Defer`)
     /// arrived. `nodes` is as of the last `route`.
-    fn on_tick(&mut self, _now: TimeNs, _nodes: &NodeTable) {}
+    fn on_tick(&mut self, _now: TimeNs, _nodes: &NodeTable) {
+        default_hook()
+    }
 }
 
 /// A batching strategy: decides when queued requests are released.
 ///
 /// Only `NAME`, `DESCRIPTION`, `Config`, [`Batcher::new`],
-/// [`Batcher::on_arrival`] and [`Batcher::poll`] are required.
+/// [`Batcher::on_arrival`] and [`Batcher::poll`] are required; a default
+/// `on_complete` is skipped after its first call, as a router's hooks are.
 pub trait Batcher: Sized + 'static {
     /// Short name shown by `sglab plugin list`/`inspect`.
     const NAME: &'static str;
@@ -134,7 +161,9 @@ pub trait Batcher: Sized + 'static {
     /// `nodes` is current as of this call.
     fn poll(&mut self, now: TimeNs, nodes: &NodeTable) -> PollResult;
     /// A released request finished. `nodes` is as of the last `poll`.
-    fn on_complete(&mut self, _done: &Completion, _nodes: &NodeTable) {}
+    fn on_complete(&mut self, _done: &Completion, _nodes: &NodeTable) {
+        default_hook()
+    }
 }
 
 /// Documents one config option (for [`Router::options`] / [`Batcher::options`]).

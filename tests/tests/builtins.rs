@@ -32,7 +32,7 @@ fn list_and_inspect() {
     let text = stdout(&out);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        text.contains("name         least-inflight") && text.contains("contract     sglab:strategy@0.2.0"),
+        text.contains("name         least-inflight") && text.contains("contract     sglab:strategy@0.2.1"),
         "{text}"
     );
     assert!(

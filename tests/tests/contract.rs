@@ -44,3 +44,47 @@ fn plugins_built_against_contract_0_1_still_run() {
         ["batching", "routing"].iter().map(|k| summary["plugins"][k]["wit"].as_str().unwrap_or("?")).collect();
     assert_eq!(contracts, ["sglab:strategy@0.1.0", "sglab:strategy@0.1.0"], "{}", summary["plugins"]);
 }
+
+#[test]
+fn hooks_left_at_their_defaults_are_skipped_and_0_2_0_plugins_get_every_hook() {
+    let s = Scratch::new("contract-hooks");
+    let n = 20u64;
+    // One user at a time: each request finishes before the next is routed.
+    let body = |router: &str| {
+        format!(
+            "[workload]\nnum_requests = {n}\ninput_len = 32\noutput_len = 4\n\n\
+             [arrival]\nprocess = \"closed-loop\"\nconcurrency = 1\n\n\
+             [[nodes]]\nlaunch = \"sim\"\nreplicas = 2\nargs = [\"--profile\", \"fixed\", \"--ttft-ms\", \"5\", \"--itl-ms\", \"1\"]\n\n\
+             [routing]\nplugin = \"{router}\"\n"
+        )
+    };
+    // Calls into the routing plugin: instantiate and create, then `route`
+    // for each request, and each hook the host did not skip.
+    let cases = [
+        // Built against 0.2.0, it cannot ask to skip: every hook, every request.
+        ("old", env!("SGLAB_TEST_PLUGIN_V0_2_0_ROUTER"), 2 + 4 * n, "sglab:strategy@0.2.0"),
+        // The SDK's defaults: each of the three hooks once, then skipped.
+        ("default", "round-robin", 2 + n + 3, "sglab:strategy@0.2.1"),
+        // `on-complete` implemented: called every time; the other two once.
+        ("hooks", env!("SGLAB_TEST_PLUGIN_HOOKS"), 2 + 2 * n + 2, "sglab:strategy@0.2.1"),
+    ];
+    for (name, router, calls, wit) in cases {
+        let exp = s.write(&format!("{name}.toml"), &experiment(name, &body(router)));
+        let out = run_experiment(&s.path, &exp, &["--clock", "virtual"]);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        let dir = run_dir(&s.path, name);
+        let v = summary(&dir);
+        assert_eq!(v["plugins"]["routing"]["wit"], wit, "{name}: {}", v["plugins"]);
+        assert_eq!(v["plugins"]["calls"]["routing"], calls, "{name}: {}", v["plugins"]);
+        let csv = read_csv(&dir.join("requests.csv"));
+        assert_eq!(csv.rows.len(), n as usize);
+        assert!(csv.rows.iter().all(|r| r["status"] == "ok"), "{name}: {:?}", csv.rows);
+        let mut rows: Vec<_> = csv.rows.iter().collect();
+        rows.sort_by_key(|r| r["req_id"].parse::<u64>().unwrap());
+        let nodes: Vec<&str> = rows.iter().map(|r| r["node"].as_str()).collect();
+        // All three alternate: round-robin by its counter, `hooks` by the
+        // completions it was told of (request k follows k completions).
+        let want: Vec<&str> = (0..n).map(|k| if k % 2 == 0 { "0" } else { "1" }).collect();
+        assert_eq!(nodes, want, "{name}");
+    }
+}

@@ -52,13 +52,13 @@ from .types import (
 )
 
 #: The WIT package version this SDK speaks.
-WIT_VERSION = "0.2.0"
+WIT_VERSION = "0.2.1"
 
 __all__ = [
     "Batcher", "Capability", "Completion", "ConfigError", "Defer", "Dispatch", "NodeState", "NodeTable",
     "Option", "Outcome", "PollResult", "REQUIRED", "Reject", "RejectReason", "RequestInfo", "Router",
-    "ServerSnapshot", "WIT_VERSION", "boolean", "defer", "dispatch", "export", "f64", "host", "i32", "i64",
-    "idle_node", "option", "parse_config", "reject", "string", "u32", "u64",
+    "ServerSnapshot", "WIT_VERSION", "boolean", "default_hooks", "defer", "dispatch", "export", "f64", "host",
+    "i32", "i64", "idle_node", "option", "parse_config", "reject", "string", "u32", "u64",
 ]
 
 
@@ -89,7 +89,8 @@ class Router(_Strategy):
     """A routing strategy: picks the node for each released request.
 
     Only `NAME`, `DESCRIPTION` and `route` are required; every lifecycle
-    hook does nothing by default.
+    hook does nothing by default, and a hook left at its default is never
+    called (the component tells the host to skip it, `host.skip-hook`).
     """
 
     def route(self, request: RequestInfo, nodes: NodeTable):
@@ -113,7 +114,8 @@ class Router(_Strategy):
 class Batcher(_Strategy):
     """A batching strategy: decides when queued requests are released.
 
-    Only `NAME`, `DESCRIPTION`, `on_arrival` and `poll` are required.
+    Only `NAME`, `DESCRIPTION`, `on_arrival` and `poll` are required; an
+    `on_complete` left at its default is never called.
     """
 
     def on_arrival(self, request: RequestInfo, nodes: NodeTable) -> None:
@@ -150,6 +152,20 @@ def exported() -> Type[_Strategy]:
     if _exported is None:
         raise RuntimeError("app.py exported no strategy: end it with `export(YourRouter)` or `export(YourBatcher)`")
     return _exported
+
+
+#: The lifecycle hooks with a do-nothing default, by base class.
+_HOOKS = {
+    "Router": ("on_dispatched", "on_first_token", "on_complete", "on_tick"),
+    "Batcher": ("on_complete",),
+}
+
+
+def default_hooks(cls: Type[_Strategy]) -> List[str]:
+    """The lifecycle hooks `cls` leaves at their do-nothing default: the
+    component asks the host not to call them."""
+    base = Router if issubclass(cls, Router) else Batcher
+    return [h for h in _HOOKS[base.__name__] if getattr(cls, h) is getattr(base, h)]
 
 
 def kind_of(cls: Type[_Strategy]) -> str:

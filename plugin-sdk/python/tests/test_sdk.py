@@ -5,12 +5,14 @@ import unittest
 
 from sglab_plugin import (
     REQUIRED,
+    Batcher,
     ConfigError,
     Defer,
     Dispatch,
     NodeTable,
     Router,
     boolean,
+    default_hooks,
     defer,
     dispatch,
     export,
@@ -123,6 +125,27 @@ class StrategyTest(unittest.TestCase):
         self.assertEqual(r.route(None, NodeTable.from_states([idle_node(0), idle_node(1)])), Defer(5))
         with self.assertRaisesRegex(ConfigError, "cap: must be at least 1"):
             Capped.build('{"cap": 0}')
+
+    def test_default_hooks_are_the_ones_left_alone(self):
+        class Quiet(Router):
+            NAME = "quiet"
+
+        class Counting(Router):
+            NAME = "counting"
+
+            def on_complete(self, done, nodes):
+                pass
+
+        class Eager(Batcher):
+            NAME = "eager"
+
+            def on_complete(self, done, nodes):
+                pass
+
+        self.assertEqual(default_hooks(Quiet), ["on_dispatched", "on_first_token", "on_complete", "on_tick"])
+        self.assertEqual(default_hooks(Counting), ["on_dispatched", "on_first_token", "on_tick"])
+        self.assertEqual(default_hooks(Batcher), ["on_complete"])
+        self.assertEqual(default_hooks(Eager), [])
 
     def test_the_test_host_is_seeded_and_settable(self):
         testing.seed(3)

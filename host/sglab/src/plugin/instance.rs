@@ -15,7 +15,7 @@ use wasmtime::component::ResourceAny;
 use wasmtime::{Store, Trap, WasmBacktrace};
 
 use super::runtime::{Kind, LoadError, Loaded, Pre, Runtime, TICK};
-use super::sandbox::{CallBudget, PluginState, RunClock, SandboxConfig};
+use super::sandbox::{CallBudget, Hook, PluginState, RunClock, SandboxConfig};
 use super::trace::{DecisionTrace, Tracer, take_reasons};
 use super::v0_1;
 use super::wit::{self, batcher_world, router_world};
@@ -263,6 +263,12 @@ impl Instance {
     fn reasons(&mut self) -> Vec<String> {
         take_reasons(&mut self.store.data_mut().reasons)
     }
+
+    /// The plugin said `hook` does nothing for it (`host.skip-hook`): the
+    /// call would change nothing but the time spent.
+    fn skips(&self, hook: Hook) -> bool {
+        self.store.data().skipped.contains(hook)
+    }
 }
 
 impl WasmRouter {
@@ -400,6 +406,9 @@ impl RoutePolicy for WasmRouter {
     }
 
     fn on_dispatched(&mut self, id: RequestId, node: NodeIndex, now: Nanos) -> Result<(), PolicyError> {
+        if self.inst.skips(Hook::OnDispatched) {
+            return Ok(());
+        }
         let h = self.handle;
         per_contract!(&self.bindings, RouterBindings, |b, _w| self
             .inst
@@ -407,6 +416,9 @@ impl RoutePolicy for WasmRouter {
     }
 
     fn on_first_token(&mut self, id: RequestId, node: NodeIndex, now: Nanos) -> Result<(), PolicyError> {
+        if self.inst.skips(Hook::OnFirstToken) {
+            return Ok(());
+        }
         let h = self.handle;
         per_contract!(&self.bindings, RouterBindings, |b, _w| self
             .inst
@@ -414,6 +426,9 @@ impl RoutePolicy for WasmRouter {
     }
 
     fn on_complete(&mut self, done: &Completion) -> Result<(), PolicyError> {
+        if self.inst.skips(Hook::OnComplete) {
+            return Ok(());
+        }
         let h = self.handle;
         per_contract!(&self.bindings, RouterBindings, |b, w| {
             let c = w::completion(done);
@@ -422,6 +437,9 @@ impl RoutePolicy for WasmRouter {
     }
 
     fn on_tick(&mut self, now: Nanos) -> Result<(), PolicyError> {
+        if self.inst.skips(Hook::OnTick) {
+            return Ok(());
+        }
         let h = self.handle;
         per_contract!(&self.bindings, RouterBindings, |b, _w| self
             .inst
@@ -449,6 +467,9 @@ impl BatchPolicy for WasmBatcher {
     }
 
     fn on_arrival(&mut self, request: &RequestInfo) -> Result<(), PolicyError> {
+        if self.inst.skips(Hook::OnArrival) {
+            return Ok(());
+        }
         let h = self.handle;
         per_contract!(&self.bindings, BatcherBindings, |b, w| {
             let r = w::request(request, self.hashes);
@@ -457,6 +478,9 @@ impl BatchPolicy for WasmBatcher {
     }
 
     fn on_complete(&mut self, done: &Completion) -> Result<(), PolicyError> {
+        if self.inst.skips(Hook::OnComplete) {
+            return Ok(());
+        }
         let h = self.handle;
         per_contract!(&self.bindings, BatcherBindings, |b, w| {
             let c = w::completion(done);

@@ -353,6 +353,34 @@ pub struct PluginState {
     /// With `--trace-decisions`: the lines logged during the current call,
     /// kept as the decision's reasons.
     pub reasons: Option<Vec<String>>,
+    /// The hooks the plugin said it does not need (`host.skip-hook`).
+    pub skipped: SkippedHooks,
+}
+
+/// A lifecycle hook a plugin can ask the host not to call (contract 0.2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    OnArrival,
+    OnDispatched,
+    OnFirstToken,
+    OnComplete,
+    OnTick,
+}
+
+/// The hooks a plugin instance asked the host to skip.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SkippedHooks(u8);
+
+impl SkippedHooks {
+    /// Skips `hook` from now on.
+    pub fn insert(&mut self, hook: Hook) {
+        self.0 |= 1 << hook as u8;
+    }
+
+    /// Whether `hook` is skipped.
+    pub fn contains(self, hook: Hook) -> bool {
+        self.0 & (1 << hook as u8) != 0
+    }
 }
 
 /// Sandbox settings for one instance.
@@ -403,6 +431,7 @@ impl PluginState {
             prompts: None,
             call: None,
             reasons: None,
+            skipped: SkippedHooks::default(),
         }
     }
 

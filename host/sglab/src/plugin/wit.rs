@@ -4,7 +4,7 @@
 
 use sglab_core::policy as core;
 
-use super::sandbox::PluginState;
+use super::sandbox::{Hook, PluginState};
 
 /// Bindings for `world router-plugin`.
 pub mod router_world {
@@ -32,7 +32,7 @@ pub use router_world::sglab::strategy::types as wt;
 /// Implements a contract version's `types` and `host` traits for
 /// [`PluginState`] (the same host functions in every version).
 macro_rules! host_functions {
-    ($types:path, $host:path) => {
+    ($types:path, $host:path $(, { $($newer:tt)* })?) => {
         impl $types for PluginState {}
 
         impl $host for PluginState {
@@ -58,12 +58,25 @@ macro_rules! host_functions {
             fn prompt_text(&mut self, id: u64) -> Option<String> {
                 PluginState::prompt_text(self, id)
             }
+
+            // The functions later contract versions added.
+            $($($newer)*)?
         }
     };
 }
 pub(super) use host_functions;
 
-host_functions!(wt::Host, wit_host::Host);
+host_functions!(wt::Host, wit_host::Host, {
+    fn skip_hook(&mut self, hook: wit_host::Hook) {
+        self.skipped.insert(match hook {
+            wit_host::Hook::OnArrival => Hook::OnArrival,
+            wit_host::Hook::OnDispatched => Hook::OnDispatched,
+            wit_host::Hook::OnFirstToken => Hook::OnFirstToken,
+            wit_host::Hook::OnComplete => Hook::OnComplete,
+            wit_host::Hook::OnTick => Hook::OnTick,
+        });
+    }
+});
 
 /// The conversions between the core's types and a contract version's
 /// `types` (`wt` at the call site), the same in every version. Each
