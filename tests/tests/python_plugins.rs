@@ -73,6 +73,15 @@ fn python_examples_run_against_sim_nodes_and_match_the_builtins_in_virtual_time(
     let (a, b) = (records("py"), records("rs"));
     assert_eq!(a.lines().count(), REQUESTS + 1);
     assert_eq!(a, b, "the same decisions give the same records");
+    // Hooks left at their defaults: the Python SDK skips them at `create`,
+    // the Rust SDK after their first call (least-inflight implements none
+    // of its three, sjf not its `on-complete`), over the same decisions.
+    let calls = |name| summary(&run_dir(&s.path, name))["plugins"]["calls"].clone();
+    let (py, rs) = (calls("py"), calls("rs"));
+    let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or_else(|| panic!("calls.{k}: {v}"));
+    assert!(n(&py, "routing") >= REQUESTS as u64 + 2, "a route per request: {py}");
+    assert_eq!(n(&py, "routing") + 3, n(&rs, "routing"), "py {py}, rs {rs}");
+    assert_eq!(n(&py, "batching") + 1, n(&rs, "batching"), "py {py}, rs {rs}");
 }
 
 /// Runs 12 requests with the hostile Python router in `mode`; returns (exit

@@ -156,8 +156,8 @@ def exported() -> Type[_Strategy]:
 
 #: The lifecycle hooks with a do-nothing default, by base class.
 _HOOKS = {
-    "Router": ("on_dispatched", "on_first_token", "on_complete", "on_tick"),
-    "Batcher": ("on_complete",),
+    Router: ("on_dispatched", "on_first_token", "on_complete", "on_tick"),
+    Batcher: ("on_complete",),
 }
 
 
@@ -165,7 +165,7 @@ def default_hooks(cls: Type[_Strategy]) -> List[str]:
     """The lifecycle hooks `cls` leaves at their do-nothing default: the
     component asks the host not to call them."""
     base = Router if issubclass(cls, Router) else Batcher
-    return [h for h in _HOOKS[base.__name__] if getattr(cls, h) is getattr(base, h)]
+    return [h for h in _HOOKS[base] if getattr(cls, h) is getattr(base, h)]
 
 
 def kind_of(cls: Type[_Strategy]) -> str:
