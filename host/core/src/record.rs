@@ -5,7 +5,7 @@
 //! `server_latency == finish_time - to_server_time` holds exactly for anyone
 //! who reads the file back.
 
-use std::fmt::Write as _;
+use std::io::Write as _;
 
 use crate::policy::NodeIndex;
 use crate::{Nanos, secs};
@@ -215,23 +215,23 @@ fn diff(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 /// A time or an interval in seconds with exactly 9 decimals, from whole
 /// nanoseconds: no float noise, and `total_latency` is `finish_time -
 /// arrival_time` to the digit (differences of written values are exact).
-fn fixed_ns(out: &mut String, v: Option<i128>) {
+fn fixed_ns(out: &mut Vec<u8>, v: Option<i128>) {
     if let Some(v) = v {
         if v < 0 {
-            out.push('-');
+            out.push(b'-');
         }
         // Differences of two u64 times: |v| fits u64 (u128 division is a
         // library call per digit, which was most of the writer's time).
         let a = u64::try_from(v.unsigned_abs()).unwrap_or(u64::MAX);
         push_uint(out, a / 1_000_000_000, 1);
-        out.push('.');
+        out.push(b'.');
         push_uint(out, a % 1_000_000_000, 9);
     }
 }
 
 /// Appends `v` in decimal, zero-padded to at least `width` digits: the
 /// formatting machinery of `write!` was most of the record writer's time.
-fn push_uint(out: &mut String, mut v: u64, width: usize) {
+fn push_uint(out: &mut Vec<u8>, mut v: u64, width: usize) {
     let mut buf = [b'0'; 20];
     let mut i = buf.len();
     while v > 0 {
@@ -240,13 +240,13 @@ fn push_uint(out: &mut String, mut v: u64, width: usize) {
         v /= 10;
     }
     let start = i.min(buf.len() - width.min(buf.len()));
-    // ASCII digits only.
-    out.push_str(std::str::from_utf8(&buf[start..]).expect("ASCII digits"));
+    out.extend_from_slice(&buf[start..]);
 }
 
 /// A ratio in seconds (tpot, ITL) at the same 9-decimal precision.
-fn fixed_s(out: &mut String, v: Option<f64>) {
+fn fixed_s(out: &mut Vec<u8>, v: Option<f64>) {
     if let Some(v) = v {
+        // Writing to a Vec cannot fail.
         let _ = write!(out, "{v:.9}");
     }
 }
@@ -322,16 +322,19 @@ impl RequestRecord {
 
     /// Appends this record as one CSV line (with newline) to `out`.
     pub fn write_csv(&self, out: &mut String) {
-        self.write_csv_with_itl(out, &mut self.itl());
+        let mut line = Vec::new();
+        self.write_csv_with_itl(&mut line, &mut self.itl());
+        out.push_str(std::str::from_utf8(&line).expect("a row is UTF-8: ASCII and the record's own strings"));
     }
 
-    /// [`RequestRecord::write_csv`] with this record's [`RequestRecord::itl`]
-    /// already computed (reordered here).
-    pub fn write_csv_with_itl(&self, out: &mut String, itl: &mut [f64]) {
+    /// [`RequestRecord::write_csv`] as bytes (the record writer's batch),
+    /// with this record's [`RequestRecord::itl`] already computed
+    /// (reordered here).
+    pub fn write_csv_with_itl(&self, out: &mut Vec<u8>, itl: &mut [f64]) {
         let d = self.derived();
         for v in [self.id, u64::from(self.input_length), u64::from(self.decode_length)] {
             push_uint(out, v, 1);
-            out.push(',');
+            out.push(b',');
         }
         let at = |t: Option<Nanos>| t.map(i128::from);
         for v in [
@@ -344,45 +347,50 @@ impl RequestRecord {
             at(self.first_token),
         ] {
             fixed_ns(out, v);
-            out.push(',');
+            out.push(b',');
         }
-        if let Some(n) = self.node {
-            let _ = write!(out, "{n}");
-        }
-        let _ = write!(out, ",{},{},", self.status.as_str(), csv_field(&self.error));
+        let opt = |out: &mut Vec<u8>, v: Option<u32>| {
+            if let Some(v) = v {
+                push_uint(out, u64::from(v), 1);
+            }
+        };
+        opt(out, self.node);
+        out.push(b',');
+        out.extend_from_slice(self.status.as_str().as_bytes());
+        out.push(b',');
+        out.extend_from_slice(csv_field(&self.error).as_bytes());
+        out.push(b',');
         fixed_ns(out, at(self.scheduled));
-        out.push(',');
+        out.push(b',');
         fixed_ns(out, ns_diff(self.to_server, self.arrival));
-        out.push(',');
+        out.push(b',');
         fixed_s(out, d.tpot);
-        out.push(',');
-        if let Some(c) = self.cached_tokens {
-            let _ = write!(out, "{c}");
-        }
-        let _ = write!(out, ",{},", self.token_events);
+        out.push(b',');
+        opt(out, self.cached_tokens);
+        out.push(b',');
+        push_uint(out, u64::from(self.token_events), 1);
+        out.push(b',');
         fixed_ns(out, ns_diff(self.first_token, self.arrival));
-        out.push(',');
+        out.push(b',');
         if !itl.is_empty() {
             let mean = itl.iter().sum::<f64>() / itl.len() as f64;
             fixed_s(out, Some(mean));
-            out.push(',');
+            out.push(b',');
             fixed_s(out, Some(crate::stats::percentile_unsorted(itl, 99.0)));
         } else {
-            out.push(',');
+            out.push(b',');
         }
-        out.push(',');
-        if let Some(r) = self.retractions {
-            let _ = write!(out, "{r}");
-        }
-        let _ = write!(
-            out,
-            ",{},{},{},{}",
-            self.requested_output_length,
-            csv_field(&self.finish_reason),
-            self.client_input_length,
-            self.error_kind.map_or("", ErrorKind::as_str)
-        );
-        out.push('\n');
+        out.push(b',');
+        opt(out, self.retractions);
+        out.push(b',');
+        push_uint(out, u64::from(self.requested_output_length), 1);
+        out.push(b',');
+        out.extend_from_slice(csv_field(&self.finish_reason).as_bytes());
+        out.push(b',');
+        push_uint(out, u64::from(self.client_input_length), 1);
+        out.push(b',');
+        out.extend_from_slice(self.error_kind.map_or("", ErrorKind::as_str).as_bytes());
+        out.push(b'\n');
     }
 }
 
@@ -442,9 +450,9 @@ mod tests {
     #[test]
     fn fixed_ns_writes_nine_decimals_at_the_extremes() {
         let w = |v: i128| {
-            let mut s = String::new();
+            let mut s = Vec::new();
             fixed_ns(&mut s, Some(v));
-            s
+            String::from_utf8(s).unwrap()
         };
         assert_eq!(w(0), "0.000000000");
         assert_eq!(w(5), "0.000000005");

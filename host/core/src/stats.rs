@@ -75,25 +75,46 @@ const TOP_SCAN: usize = 8;
 /// within the top [`TOP_SCAN`]) from one pass that keeps the largest
 /// `len - lo` values in descending order (the same order as `total_cmp`).
 fn top_percentile(values: &[f64], lo: usize, hi: usize, rank: f64) -> f64 {
+    let mut top = [0i64; TOP_SCAN];
     let k = values.len() - lo;
-    let mut top = [f64::NEG_INFINITY; TOP_SCAN];
-    let mut have = 0;
-    for &v in values {
-        if have == k && v.total_cmp(&top[k - 1]).is_le() {
-            continue;
-        }
-        // Insert v after the values it does not exceed, dropping the last.
-        let mut i = if have < k { have } else { k - 1 };
-        while i > 0 && v.total_cmp(&top[i - 1]).is_gt() {
-            top[i] = top[i - 1];
-            i -= 1;
-        }
-        top[i] = v;
-        have = (have + 1).min(k);
+    match k {
+        1 => top[..1].copy_from_slice(&top_keys::<1>(values)),
+        2 => top[..2].copy_from_slice(&top_keys::<2>(values)),
+        3 => top[..3].copy_from_slice(&top_keys::<3>(values)),
+        4 => top[..4].copy_from_slice(&top_keys::<4>(values)),
+        _ => top.copy_from_slice(&top_keys::<TOP_SCAN>(values)),
     }
     // top[j] is order statistic len - 1 - j.
-    let (at_lo, at_hi) = (top[k - 1], top[k - 1 - (hi - lo)]);
+    let (at_lo, at_hi) = (from_key(top[k - 1]), from_key(top[k - 1 - (hi - lo)]));
     at_lo + (at_hi - at_lo) * (rank - lo as f64)
+}
+
+/// `v`'s bits as an integer whose order is `f64::total_cmp`'s (the same
+/// transform `total_cmp` makes; it is its own inverse).
+fn key(v: f64) -> i64 {
+    let b = v.to_bits() as i64;
+    b ^ (((b >> 63) as u64) >> 1) as i64
+}
+
+fn from_key(k: i64) -> f64 {
+    f64::from_bits((k ^ (((k >> 63) as u64) >> 1) as i64) as u64)
+}
+
+/// The keys of the `K` largest values, largest first (`values` holds at
+/// least `K`). Each value passes through a min/max network: no branch
+/// depends on the data (ITLs that grow over a request mispredicted the
+/// insertion's branches on most values).
+fn top_keys<const K: usize>(values: &[f64]) -> [i64; K] {
+    let mut top = [i64::MIN; K];
+    for &v in values {
+        let mut x = key(v);
+        for slot in &mut top {
+            let hi = (*slot).max(x);
+            x = (*slot).min(x);
+            *slot = hi;
+        }
+    }
+    top
 }
 
 fn percentile_by<T>(sorted: &[T], p: f64, get: impl Fn(&T) -> f64) -> f64 {

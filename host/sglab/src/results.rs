@@ -87,7 +87,7 @@ impl RecordWriter {
             // the process's peak memory well above what it holds.
             let mut all = Vec::with_capacity(expected);
             let mut stats = TokenStats::default();
-            let mut batch = String::new();
+            let mut batch: Vec<u8> = Vec::new();
             let mut failed: Option<anyhow::Error> = None;
             let mut told = false;
             let mut itl = Vec::new();
@@ -119,7 +119,7 @@ impl RecordWriter {
                         // The writer has caught up (or a megabyte piled
                         // up): the rows waiting go out in one write.
                         if failed.is_none() && !batch.is_empty() {
-                            match out.write_all(batch.as_bytes()) {
+                            match out.write_all(&batch) {
                                 Ok(()) => good += batch.len() as u64,
                                 Err(e) => {
                                     // No torn row: back to the last whole one.
