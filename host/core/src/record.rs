@@ -229,15 +229,29 @@ fn fixed_ns(out: &mut Vec<u8>, v: Option<i128>) {
     }
 }
 
-/// Appends `v` in decimal, zero-padded to at least `width` digits: the
-/// formatting machinery of `write!` was most of the record writer's time.
+/// Appends `v` in decimal, zero-padded to at least `width` digits (at most
+/// 20), two digits at a time: the formatting machinery of `write!` was most
+/// of the record writer's time.
 fn push_uint(out: &mut Vec<u8>, mut v: u64, width: usize) {
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
     let mut buf = [b'0'; 20];
     let mut i = buf.len();
-    while v > 0 {
+    while v >= 100 {
+        let p = (v % 100) as usize * 2;
+        v /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[p..p + 2]);
+    }
+    if v >= 10 {
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[v as usize * 2..v as usize * 2 + 2]);
+    } else if v > 0 {
         i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
+        buf[i] = b'0' + v as u8;
     }
     let start = i.min(buf.len() - width.min(buf.len()));
     out.extend_from_slice(&buf[start..]);
@@ -460,6 +474,23 @@ mod tests {
         assert_eq!(w(123_456_789_012), "123.456789012");
         assert_eq!(w(i128::from(u64::MAX)), "18446744073.709551615");
         assert_eq!(w(-i128::from(u64::MAX)), "-18446744073.709551615");
+    }
+
+    #[test]
+    fn push_uint_writes_what_display_writes() {
+        let mut v = 1u64;
+        let mut cases = vec![0, 9, 10, 99, 100, 101, 999_999_999, u64::MAX];
+        while v < u64::MAX / 7 {
+            cases.extend([v, v - 1, v + 1]);
+            v *= 7;
+        }
+        for c in cases {
+            for width in [1, 9, 20] {
+                let mut out = Vec::new();
+                push_uint(&mut out, c, width);
+                assert_eq!(String::from_utf8(out).unwrap(), format!("{c:0width$}"), "{c} width {width}");
+            }
+        }
     }
 
     #[test]

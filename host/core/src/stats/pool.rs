@@ -88,7 +88,8 @@ impl Pool {
         while let Some(v) = values.next() {
             let bits = v.to_bits();
             let slot = &mut self.slots[slot_of(bits)];
-            if slot.0 == bits && slot.1 > 0 && slot.1 < u32::MAX {
+            // An empty slot is (0, 0): the value 0.0 counts in it as found.
+            if slot.0 == bits && slot.1 < u32::MAX {
                 slot.1 += 1;
                 continue;
             }
