@@ -8,6 +8,7 @@
 use std::io::Write as _;
 
 use crate::policy::NodeIndex;
+use crate::stats::itl::ItlRow;
 use crate::{Nanos, secs};
 
 /// How a request ended, as written in the `status` column.
@@ -189,6 +190,13 @@ impl RequestRecord {
     pub fn itl_into(&self, out: &mut Vec<f64>) {
         out.clear();
         out.reserve(self.decode_length as usize);
+        self.for_each_itl(|v| out.push(v));
+    }
+
+    /// Calls `f` with each of [`RequestRecord::itl`]'s values, in order,
+    /// without making the list.
+    #[inline]
+    pub fn for_each_itl(&self, mut f: impl FnMut(f64)) {
         let Some(&(t, c)) = self.token_times.first() else { return };
         // Each time is converted once (it ends one gap and starts the
         // next); a one-token event skips the division (x / 1.0 is x).
@@ -197,11 +205,21 @@ impl RequestRecord {
             let s1 = secs(t1);
             match c1.saturating_sub(c0) {
                 0 => {}
-                1 => out.push(s1 - s0),
-                n => out.extend(std::iter::repeat_n((s1 - s0) / n as f64, n as usize)),
+                1 => f(s1 - s0),
+                n => {
+                    let v = (s1 - s0) / n as f64;
+                    for _ in 0..n {
+                        f(v);
+                    }
+                }
             }
             (s0, c0) = (s1, c1);
         }
+    }
+
+    /// How many values [`RequestRecord::itl`] has.
+    pub fn itl_count(&self) -> usize {
+        self.token_times.windows(2).map(|w| w[1].1.saturating_sub(w[0].1) as usize).sum()
     }
 }
 
@@ -337,14 +355,14 @@ impl RequestRecord {
     /// Appends this record as one CSV line (with newline) to `out`.
     pub fn write_csv(&self, out: &mut String) {
         let mut line = Vec::new();
-        self.write_csv_with_itl(&mut line, &mut self.itl());
+        self.write_csv_row(&mut line, crate::stats::itl::row(self, &mut Vec::new(), |_| {}));
         out.push_str(std::str::from_utf8(&line).expect("a row is UTF-8: ASCII and the record's own strings"));
     }
 
     /// [`RequestRecord::write_csv`] as bytes (the record writer's batch),
-    /// with this record's [`RequestRecord::itl`] already computed
-    /// (reordered here).
-    pub fn write_csv_with_itl(&self, out: &mut Vec<u8>, itl: &mut [f64]) {
+    /// with this record's ITL mean and p99 already computed
+    /// ([`crate::stats::itl::row`]).
+    pub fn write_csv_row(&self, out: &mut Vec<u8>, itl: Option<ItlRow>) {
         let d = self.derived();
         for v in [self.id, u64::from(self.input_length), u64::from(self.decode_length)] {
             push_uint(out, v, 1);
@@ -386,11 +404,10 @@ impl RequestRecord {
         out.push(b',');
         fixed_ns(out, ns_diff(self.first_token, self.arrival));
         out.push(b',');
-        if !itl.is_empty() {
-            let mean = itl.iter().sum::<f64>() / itl.len() as f64;
-            fixed_s(out, Some(mean));
+        if let Some(itl) = itl {
+            fixed_s(out, Some(itl.mean));
             out.push(b',');
-            fixed_s(out, Some(crate::stats::percentile_unsorted(itl, 99.0)));
+            fixed_s(out, Some(itl.p99));
         } else {
             out.push(b',');
         }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub mod itl;
 mod pool;
 pub mod repeats;
 
@@ -46,10 +47,10 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// number, found by selection instead of a sort.
 pub fn percentile_unsorted(values: &mut [f64], p: f64) -> f64 {
     assert!(!values.is_empty());
-    let rank = p / 100.0 * (values.len() - 1) as f64;
+    let rank = rank_of(p, values.len());
     let (lo, hi) = bracket(rank);
-    if values.len() - lo <= TOP_SCAN {
-        return top_percentile(values, lo, hi, rank);
+    if values.len() - lo <= itl::TOP_SCAN {
+        return itl::top_percentile(values, lo, hi, rank);
     }
     let (below, at_hi, _) = values.select_nth_unstable_by(hi, f64::total_cmp);
     let at_hi = *at_hi;
@@ -58,63 +59,17 @@ pub fn percentile_unsorted(values: &mut [f64], p: f64) -> f64 {
     at_lo + (at_hi - at_lo) * (rank - lo as f64)
 }
 
+/// Where percentile `p` of `len` values lies between order statistics.
+fn rank_of(p: f64, len: usize) -> f64 {
+    p / 100.0 * (len - 1) as f64
+}
+
 /// The order statistics around `rank` (which is at least 0): floor and
 /// ceiling without the libm calls `f64::floor` and `f64::ceil` compile to
 /// on baseline x86-64 (a measurable share of the record writer).
 fn bracket(rank: f64) -> (usize, usize) {
     let lo = rank as usize;
     (lo, if rank > lo as f64 { lo + 1 } else { lo })
-}
-
-/// Above this many values from the top, [`percentile_unsorted`] selects;
-/// at or below it (a request's ITL p99: 3 of 127 values), one pass keeps
-/// the largest ones, which is several times faster than a selection.
-const TOP_SCAN: usize = 8;
-
-/// The percentile at `rank` (between order statistics `lo` and `hi`, both
-/// within the top [`TOP_SCAN`]) from one pass that keeps the largest
-/// `len - lo` values in descending order (the same order as `total_cmp`).
-fn top_percentile(values: &[f64], lo: usize, hi: usize, rank: f64) -> f64 {
-    let mut top = [0i64; TOP_SCAN];
-    let k = values.len() - lo;
-    match k {
-        1 => top[..1].copy_from_slice(&top_keys::<1>(values)),
-        2 => top[..2].copy_from_slice(&top_keys::<2>(values)),
-        3 => top[..3].copy_from_slice(&top_keys::<3>(values)),
-        4 => top[..4].copy_from_slice(&top_keys::<4>(values)),
-        _ => top.copy_from_slice(&top_keys::<TOP_SCAN>(values)),
-    }
-    // top[j] is order statistic len - 1 - j.
-    let (at_lo, at_hi) = (from_key(top[k - 1]), from_key(top[k - 1 - (hi - lo)]));
-    at_lo + (at_hi - at_lo) * (rank - lo as f64)
-}
-
-/// `v`'s bits as an integer whose order is `f64::total_cmp`'s (the same
-/// transform `total_cmp` makes; it is its own inverse).
-fn key(v: f64) -> i64 {
-    let b = v.to_bits() as i64;
-    b ^ (((b >> 63) as u64) >> 1) as i64
-}
-
-fn from_key(k: i64) -> f64 {
-    f64::from_bits((k ^ (((k >> 63) as u64) >> 1) as i64) as u64)
-}
-
-/// The keys of the `K` largest values, largest first (`values` holds at
-/// least `K`). Each value passes through a min/max network: no branch
-/// depends on the data (ITLs that grow over a request mispredicted the
-/// insertion's branches on most values).
-fn top_keys<const K: usize>(values: &[f64]) -> [i64; K] {
-    let mut top = [i64::MIN; K];
-    for &v in values {
-        let mut x = key(v);
-        for slot in &mut top {
-            let hi = (*slot).max(x);
-            x = (*slot).min(x);
-            *slot = hi;
-        }
-    }
-    top
 }
 
 fn percentile_by<T>(sorted: &[T], p: f64, get: impl Fn(&T) -> f64) -> f64 {
@@ -323,6 +278,22 @@ impl TokenStats {
             return;
         }
         self.itl.extend(itl.iter().map(|&v| v as f32));
+        self.add_per_second(r);
+    }
+
+    /// [`TokenStats::add`], and the record's row ITLs
+    /// ([`itl::row`]) from the same pass (the record writer's way).
+    pub fn add_with_row(&mut self, r: &RequestRecord, scratch: &mut Vec<f64>) -> Option<itl::ItlRow> {
+        if r.status != Status::Ok {
+            return itl::row(r, scratch, |_| {});
+        }
+        let pool = &mut self.itl;
+        let row = itl::row(r, scratch, |v| pool.push(v as f32));
+        self.add_per_second(r);
+        row
+    }
+
+    fn add_per_second(&mut self, r: &RequestRecord) {
         let mut prev = 0u32;
         let mut events = r.token_times.iter().peekable();
         while let Some(&(t, n)) = events.next() {

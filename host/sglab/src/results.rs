@@ -95,11 +95,10 @@ impl RecordWriter {
             let mut next = rx.recv().ok();
             while let Some(burst) = next {
                 for mut rec in burst {
-                    // One ITL computation per record serves the row and the pool.
-                    rec.itl_into(&mut itl);
-                    stats.add_with_itl(&rec, &itl);
+                    // One pass over the token events serves the row and the pool.
+                    let row = stats.add_with_row(&rec, &mut itl);
                     if failed.is_none() {
-                        rec.write_csv_with_itl(&mut batch, &mut itl);
+                        rec.write_csv_row(&mut batch, row);
                         if let Some(w) = &mut tok_out {
                             let mut t = Ok(());
                             for &(at, n) in &rec.token_times {

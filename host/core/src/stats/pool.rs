@@ -24,7 +24,7 @@ pub struct Pool {
     /// decode steps, each shared by every request in both steps, so most
     /// values find their slot taken by themselves: one compare and an
     /// increment instead of a value held and hashed later.
-    slots: Vec<(u32, u32)>,
+    slots: Box<[(u32, u32); SLOTS]>,
     /// Entries pushed out of `slots` by another value (or a full count).
     spilled: Vec<(u32, u32)>,
     /// Values that `spilled` stands for.
@@ -61,7 +61,8 @@ fn merged(runs: &[(f32, u32)], values: &[f32]) -> Vec<(f32, u32)> {
 }
 
 fn slot_of(bits: u32) -> usize {
-    (bits.wrapping_mul(0x9E37_79B1) >> (32 - SLOTS.trailing_zeros())) as usize
+    // The top bits of the product: below SLOTS, so the index needs no check.
+    (bits.wrapping_mul(0x9E37_79B1) >> (32 - SLOTS.trailing_zeros())) as usize & (SLOTS - 1)
 }
 
 impl Pool {
@@ -70,7 +71,7 @@ impl Pool {
         Self {
             raw: Vec::new(),
             runs: Vec::new(),
-            slots: vec![(0, 0); SLOTS],
+            slots: Box::new([(0, 0); SLOTS]),
             spilled: Vec::new(),
             spilled_values: 0,
             fold: true,
@@ -80,38 +81,48 @@ impl Pool {
 
     /// Adds values.
     pub fn extend(&mut self, values: impl IntoIterator<Item = f32>) {
-        if !self.fold {
-            self.raw.extend(values);
-            return;
+        for v in values {
+            self.push(v);
         }
-        let mut values = values.into_iter();
-        while let Some(v) = values.next() {
+    }
+
+    /// Adds one value.
+    #[inline(always)]
+    pub fn push(&mut self, v: f32) {
+        if self.fold {
             let bits = v.to_bits();
             let slot = &mut self.slots[slot_of(bits)];
             // An empty slot is (0, 0): the value 0.0 counts in it as found.
             if slot.0 == bits && slot.1 < u32::MAX {
                 slot.1 += 1;
-                continue;
+                return;
             }
-            let old = std::mem::replace(slot, (bits, 1));
-            if old.1 > 0 {
-                self.spilled.push(old);
-                self.spilled_values += old.1 as usize;
-                if self.spilled.len() >= self.fold_at {
-                    self.fold_spilled();
-                    if !self.fold {
-                        // Folding stopped: the rest of this call goes in as it is.
-                        self.raw.extend(values);
-                        return;
-                    }
-                }
+        }
+        self.push_slow(v);
+    }
+
+    /// [`Pool::push`] of a value not counted in its slot.
+    #[cold]
+    #[inline(never)]
+    fn push_slow(&mut self, v: f32) {
+        if !self.fold {
+            self.raw.push(v);
+            return;
+        }
+        let bits = v.to_bits();
+        let old = std::mem::replace(&mut self.slots[slot_of(bits)], (bits, 1));
+        if old.1 > 0 {
+            self.spilled.push(old);
+            self.spilled_values += old.1 as usize;
+            if self.spilled.len() >= self.fold_at {
+                self.fold_spilled();
             }
         }
     }
 
     /// Empties the table into `spilled`.
     fn drain_slots(&mut self) {
-        for slot in &mut self.slots {
+        for slot in self.slots.iter_mut() {
             if slot.1 > 0 {
                 self.spilled.push(*slot);
                 self.spilled_values += slot.1 as usize;
@@ -144,7 +155,6 @@ impl Pool {
             }
             self.runs = Vec::new();
             self.spilled = Vec::new();
-            self.slots = Vec::new();
             self.spilled_values = 0;
             self.fold = false;
             return;
