@@ -39,6 +39,32 @@ impl SglangEngine {
         }
     }
 
+    /// The KV the running batch will still need: each request's remaining
+    /// output, times the new-token ratio unless it ignores EOS, summed in
+    /// batch order (`PrefillAdder`'s `rem_total_token_offset`).
+    fn running_reserve(&self) -> f64 {
+        // When every request ignores EOS the terms are integers: their sum
+        // in u64 is the f64 sum exactly (every partial sum is an integer
+        // below 2^53), without a chain of dependent float additions (a
+        // fifth of a virtual run's engine time).
+        let (mut whole, mut all_whole) = (0u64, true);
+        for &i in &self.running {
+            let r = self.req(i);
+            whole += r.remaining_new();
+            all_whole &= r.ignore_eos;
+        }
+        if all_whole && whole < 1 << 53 {
+            return whole as f64;
+        }
+        self.running
+            .iter()
+            .map(|&i| {
+                let r = self.req(i);
+                r.remaining_new() as f64 * if r.ignore_eos { 1.0 } else { self.ratio }
+            })
+            .sum()
+    }
+
     /// `_get_new_batch_prefill_raw` + `PrefillAdder`.
     pub(super) fn try_prefill(&mut self) -> Option<Vec<(usize, u64)>> {
         if (self.batch_is_full || self.waiting.is_empty()) && self.chunked.is_none() {
@@ -49,14 +75,7 @@ impl SglangEngine {
             return None;
         }
         self.order_waiting();
-        let mut offset: f64 = self
-            .running
-            .iter()
-            .map(|&i| {
-                let r = self.req(i);
-                r.remaining_new() as f64 * if r.ignore_eos { 1.0 } else { self.ratio }
-            })
-            .sum();
+        let mut offset = self.running_reserve();
         let rem_total = |s: &Self, offset: f64| s.available() as f64 - offset;
         let mut rem_input = self.cfg.max_prefill_tokens as i64;
         let mut rem_chunk = self.cfg.chunked_prefill_size.map(|c| c as i64);

@@ -48,10 +48,26 @@ impl Req {
     /// Writes out the generated tokens of the first `upto` positions.
     pub(super) fn materialize(&mut self, upto: usize) {
         let upto = upto.min(self.len());
-        while self.tokens.len() < upto {
-            // One synthetic output token per position.
-            let t = (self.key.wrapping_mul(0x9E37_79B9).wrapping_add(self.tokens.len() as u64) % 50_000) as u32;
-            self.tokens.push(t + 100_000);
+        // One synthetic output token per position: `(key * C + position) %
+        // 50_000 + 100_000`. Along the positions the remainder just counts
+        // up and wraps, unless the wrapping sum itself wraps past 2^64 on
+        // the way (then each is computed alone): one division per call
+        // instead of one per token.
+        let from = self.tokens.len();
+        let base = self.key.wrapping_mul(0x9E37_79B9);
+        let start = base.wrapping_add(from as u64);
+        if upto <= from {
+            return;
+        }
+        if start.checked_add((upto - from) as u64).is_some() {
+            let mut r = (start % 50_000) as u32;
+            self.tokens.extend((from..upto).map(|_| {
+                let t = r + 100_000;
+                r = if r == 49_999 { 0 } else { r + 1 };
+                t
+            }));
+        } else {
+            self.tokens.extend((from..upto).map(|p| (base.wrapping_add(p as u64) % 50_000) as u32 + 100_000));
         }
     }
     /// This request's progress event. `token`: the event carries its
@@ -75,5 +91,47 @@ impl Req {
     }
     pub(super) fn remaining_new(&self) -> u64 {
         self.max_new.saturating_sub(self.out_len()).min(CLIP_MAX_NEW_TOKENS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_ids_are_the_formula_at_every_position_and_key() {
+        let mut rng = crate::rng::Rng::new(8, 8);
+        let mut keys: Vec<u64> = (0..200).map(|_| rng.next_u64()).collect();
+        keys.extend([0, 1, u64::MAX]);
+        // A key with key * C = 2^64 - 5 (C is odd, so it has an inverse
+        // mod 2^64, by Newton's iteration): the sum wraps inside the range.
+        let inv = (0..6).fold(1u64, |x, _| x.wrapping_mul(2u64.wrapping_sub(0x9E37_79B9u64.wrapping_mul(x))));
+        let wraps = 5u64.wrapping_neg().wrapping_mul(inv);
+        assert_eq!(wraps.wrapping_mul(0x9E37_79B9), 5u64.wrapping_neg());
+        keys.push(wraps);
+        for key in keys {
+            let mut r = Req {
+                key,
+                tokens: vec![7; 3],
+                input_len: 3,
+                out: 40,
+                max_new: 40,
+                ignore_eos: true,
+                kv_len: 0,
+                private: 0,
+                lock: None,
+                cached_tokens: 0,
+                admitted: false,
+                retractions: 0,
+                cancelled: false,
+                reported: 0,
+                silent_from: 0,
+            };
+            r.materialize(10);
+            r.materialize(usize::MAX);
+            let want: Vec<u32> =
+                (3..43u64).map(|p| (key.wrapping_mul(0x9E37_79B9).wrapping_add(p) % 50_000) as u32 + 100_000).collect();
+            assert_eq!(&r.tokens[3..], &want[..], "key {key}");
+        }
     }
 }
