@@ -68,11 +68,14 @@ struct Feed {
     generation: u64,
     dirty: Vec<bool>,
     list: Vec<NodeIndex>,
+    /// The last update's list, handed back for the next one (an update
+    /// went out with most plugin calls, each a fresh allocation).
+    spare: Vec<NodeState>,
 }
 
 impl Feed {
     fn all_dirty(n: usize) -> Self {
-        Self { generation: 0, dirty: vec![true; n], list: (0..n as NodeIndex).collect() }
+        Self { generation: 0, dirty: vec![true; n], list: (0..n as NodeIndex).collect(), spare: Vec::new() }
     }
 
     fn mark(&mut self, node: NodeIndex) {
@@ -156,21 +159,28 @@ impl Dispatcher {
         min_opt(self.batcher_wake, self.router_wake)
     }
 
-    fn take_update(&mut self, feed: usize) -> Option<NodeUpdate> {
+    /// Tells a plugin (its feed: `BATCHER` or `ROUTER`) of the nodes that
+    /// changed since it last heard, through `tell`.
+    fn feed(
+        &mut self,
+        feed: usize,
+        mut tell: impl FnMut(&NodeUpdate) -> Result<(), PolicyError>,
+    ) -> Result<(), PolicyError> {
         let f = &mut self.feeds[feed];
         if f.list.is_empty() {
-            return None;
+            return Ok(());
         }
         f.generation += 1;
-        let changed = f
-            .list
-            .drain(..)
-            .map(|i| {
-                f.dirty[i as usize] = false;
-                self.nodes[i as usize]
-            })
-            .collect();
-        Some(NodeUpdate { generation: f.generation, node_count: self.nodes.len() as u32, changed })
+        let mut changed = std::mem::take(&mut f.spare);
+        changed.clear();
+        changed.extend(f.list.drain(..).map(|i| {
+            f.dirty[i as usize] = false;
+            self.nodes[i as usize]
+        }));
+        let u = NodeUpdate { generation: f.generation, node_count: self.nodes.len() as u32, changed };
+        let told = tell(&u);
+        self.feeds[feed].spare = u.changed;
+        told
     }
 
     fn touch(&mut self, node: NodeIndex) {
@@ -196,9 +206,7 @@ impl Dispatcher {
     pub fn arrive(&mut self, info: RequestInfo, batcher: &mut dyn BatchPolicy) -> Result<(), PolicyError> {
         let id = info.id as usize;
         assert_eq!(self.phase[id], Phase::NotArrived, "request {id} arrived twice");
-        if let Some(u) = self.take_update(BATCHER) {
-            batcher.on_nodes(&u)?;
-        }
+        self.feed(BATCHER, |u| batcher.on_nodes(u))?;
         batcher.on_arrival(&info)?;
         self.infos[id] = Some(Box::new(info));
         self.phase[id] = Phase::Queued;
@@ -257,9 +265,7 @@ impl Dispatcher {
         self.touch(node);
         let done =
             Completion { id, node, outcome, ttft_ns, latency_ns, input_tokens: info.input_tokens, output_tokens };
-        if let Some(u) = self.take_update(BATCHER) {
-            batcher.on_nodes(&u)?;
-        }
+        self.feed(BATCHER, |u| batcher.on_nodes(u))?;
         batcher.on_complete(&done)?;
         router.on_complete(&done)?;
         Ok(done)
@@ -281,9 +287,7 @@ impl Dispatcher {
             self.batcher_wake = None;
             return self.route_pending(now, router, out);
         }
-        if let Some(u) = self.take_update(BATCHER) {
-            batcher.on_nodes(&u)?;
-        }
+        self.feed(BATCHER, |u| batcher.on_nodes(u))?;
         let polled = batcher.poll(now)?;
         for id in polled.release {
             if self.phase.get(id as usize) != Some(&Phase::Queued) {
@@ -314,9 +318,7 @@ impl Dispatcher {
             router.on_tick(now)?;
         }
         while let Some(&id) = self.pending.front() {
-            if let Some(u) = self.take_update(ROUTER) {
-                router.on_nodes(&u)?;
-            }
+            self.feed(ROUTER, |u| router.on_nodes(u))?;
             let info: &RequestInfo = self.infos[id as usize].as_ref().expect("released request has info");
             match router.route(info)? {
                 RouteDecision::Dispatch(node) => {

@@ -143,6 +143,9 @@ pub struct SglangEngine {
     arrivals: VecDeque<(Nanos, usize)>,
     waiting: Vec<usize>,
     running: Vec<usize>,
+    /// The last decode batch's list, kept for the next one (a decode step
+    /// allocated a copy of the running batch).
+    spare: Vec<usize>,
     chunked: Option<usize>,
     batch_is_full: bool,
     radix: RadixCache,
@@ -221,6 +224,7 @@ impl SglangEngine {
             log: None,
             quiet: false,
             decode_log: Vec::new(),
+            spare: Vec::new(),
         }
     }
 
@@ -294,8 +298,11 @@ impl SglangEngine {
         // The tree reads the request's tokens in place (no copy): the slot
         // and the tree are disjoint fields.
         let tokens = &self.slots[i].as_ref().expect("live request").tokens[..kv_len];
-        let (_, node) = self.radix.insert(tokens);
-        self.set_lock(i, Some(node));
+        let (_, node) = self.radix.insert_locked(tokens);
+        // Locked by the insert: the request's old lock goes.
+        if let Some(old) = self.req_mut(i).lock.replace(node) {
+            self.radix.unlock(old);
+        }
     }
 
     /// A finished, aborted or cancelled request gives back everything;

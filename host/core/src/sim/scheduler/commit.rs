@@ -35,7 +35,7 @@ impl SglangEngine {
                 if self.quiet {
                     self.decode_log.push(end);
                 }
-                for i in items {
+                for &i in &items {
                     let r = self.slots[i].as_mut().expect("live request");
                     if r.cancelled {
                         self.release(i, false);
@@ -47,6 +47,7 @@ impl SglangEngine {
                     }
                 }
                 self.running = still;
+                self.spare = items;
                 self.window.1 += 1;
                 if self.window.1 >= DECODE_LOG_INTERVAL {
                     let secs = (end - self.window.0) as f64 / 1e9;

@@ -52,7 +52,10 @@ impl SglangEngine {
             r.private += 1;
             kv_tokens += r.kv_len as u64 + 1;
         }
-        Some((self.running.clone(), kv_tokens))
+        let mut items = std::mem::take(&mut self.spare);
+        items.clear();
+        items.extend_from_slice(&self.running);
+        Some((items, kv_tokens))
     }
 
     pub(super) fn retract(&mut self, v: usize, remaining: u64) {
