@@ -22,7 +22,7 @@ pub const ROOT: NodeId = 0;
 #[derive(Debug, Clone)]
 struct Node {
     key: Vec<u32>,
-    children: U32Map<NodeId>,
+    children: Children,
     parent: NodeId,
     lock: u32,
     last_access: u64,
@@ -30,6 +30,63 @@ struct Node {
     /// Bumped each time the slot is reused, so stale heap entries of an
     /// earlier node in the same slot never match.
     generation: u64,
+}
+
+/// A node's children by the first token of their edge. Most nodes have at
+/// most one (a prompt's leaf and its output): that one is held inline,
+/// and a map is made only for a second (a map per node was an allocation
+/// and a hash per request).
+#[derive(Debug, Clone, Default)]
+enum Children {
+    #[default]
+    None,
+    One(u32, NodeId),
+    Many(U32Map<NodeId>),
+}
+
+impl Children {
+    fn get(&self, first: &u32) -> Option<&NodeId> {
+        match self {
+            Self::None => None,
+            Self::One(t, id) => (t == first).then_some(id),
+            Self::Many(m) => m.get(first),
+        }
+    }
+
+    /// Sets the child for `first` (replacing one there, as a map does).
+    fn insert(&mut self, first: u32, id: NodeId) {
+        match self {
+            Self::None => *self = Self::One(first, id),
+            Self::One(t, old) if *t == first => *old = id,
+            Self::One(t, old) => {
+                let mut m = U32Map::default();
+                m.insert(*t, *old);
+                m.insert(first, id);
+                *self = Self::Many(m);
+            }
+            Self::Many(m) => {
+                m.insert(first, id);
+            }
+        }
+    }
+
+    fn remove(&mut self, first: &u32) {
+        match self {
+            Self::One(t, _) if t == first => *self = Self::None,
+            Self::Many(m) => {
+                m.remove(first);
+            }
+            _ => {}
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Self::None => true,
+            Self::One(..) => false,
+            Self::Many(m) => m.is_empty(),
+        }
+    }
 }
 
 /// A candidate for eviction: (last access, node, the node's generation).
@@ -61,7 +118,7 @@ impl RadixCache {
     pub fn new() -> Self {
         let root = Node {
             key: Vec::new(),
-            children: U32Map::default(),
+            children: Children::default(),
             parent: ROOT,
             lock: 1,
             last_access: 0,
@@ -107,7 +164,7 @@ impl RadixCache {
         let lower_key = self.nodes[id].key[at..].to_vec();
         let upper = self.alloc(Node {
             key: upper_key.clone(),
-            children: U32Map::default(),
+            children: Children::default(),
             parent,
             lock: self.nodes[id].lock,
             last_access: self.nodes[id].last_access,
@@ -192,7 +249,7 @@ impl RadixCache {
         let first = key[0];
         let leaf = self.alloc(Node {
             key,
-            children: U32Map::default(),
+            children: Children::default(),
             parent: node,
             lock: 0,
             last_access: now,
@@ -303,6 +360,28 @@ mod tests {
 
         fn shape(&self) -> Vec<(Vec<u32>, u32, u64, bool)> {
             self.nodes.iter().map(|n| (n.key.clone(), n.lock, n.last_access, n.live)).collect()
+        }
+    }
+
+    #[test]
+    fn children_behave_as_a_map() {
+        let mut rng = crate::rng::Rng::new(6, 6);
+        let (mut c, mut m) = (Children::default(), std::collections::HashMap::new());
+        for _ in 0..20_000 {
+            let (t, id) = ((rng.next_u64() % 5) as u32, rng.next_u64() as usize);
+            match rng.next_u64() % 3 {
+                0 => {
+                    c.insert(t, id);
+                    m.insert(t, id);
+                }
+                1 => {
+                    c.remove(&t);
+                    m.remove(&t);
+                }
+                _ => {}
+            }
+            assert_eq!(c.get(&t), m.get(&t));
+            assert_eq!(c.is_empty(), m.is_empty());
         }
     }
 
