@@ -243,19 +243,38 @@ fn fixed_ns(out: &mut Vec<u8>, v: Option<i128>) {
         let a = u64::try_from(v.unsigned_abs()).unwrap_or(u64::MAX);
         push_uint(out, a / 1_000_000_000, 1);
         out.push(b'.');
-        push_uint(out, a % 1_000_000_000, 9);
+        push_frac9(out, a % 1_000_000_000);
     }
+}
+
+/// Two ASCII digits for each of 00..=99.
+const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+    2021222324252627282930313233343536373839\
+    4041424344454647484950515253545556575859\
+    6061626364656667686970717273747576777879\
+    8081828384858687888990919293949596979899";
+
+fn pair(v: u64) -> [u8; 2] {
+    let i = v as usize % 100 * 2;
+    [PAIRS[i], PAIRS[i + 1]]
+}
+
+/// Appends the 9 digits of `v` (below 10^9) with leading zeros: every time
+/// column's fraction, in fixed steps and one fixed-size copy.
+fn push_frac9(out: &mut Vec<u8>, v: u64) {
+    let (hi, lo) = (v / 10_000, v % 10_000);
+    let (h3, h2) = (hi / 100, hi % 100);
+    let [a, b] = pair(h3);
+    let [c, d] = pair(h2);
+    let [e, f] = pair(lo / 100);
+    let [g, h] = pair(lo % 100);
+    out.extend_from_slice(&[b'0' + (h3 / 100 % 10) as u8, a, b, c, d, e, f, g, h]);
 }
 
 /// Appends `v` in decimal, zero-padded to at least `width` digits (at most
 /// 20), two digits at a time: the formatting machinery of `write!` was most
 /// of the record writer's time.
 fn push_uint(out: &mut Vec<u8>, mut v: u64, width: usize) {
-    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-        2021222324252627282930313233343536373839\
-        4041424344454647484950515253545556575859\
-        6061626364656667686970717273747576777879\
-        8081828384858687888990919293949596979899";
     let mut buf = [b'0'; 20];
     let mut i = buf.len();
     while v >= 100 {
@@ -285,7 +304,7 @@ fn fixed_s(out: &mut Vec<u8>, v: Option<f64>) {
             }
             push_uint(out, n / 1_000_000_000, 1);
             out.push(b'.');
-            push_uint(out, n % 1_000_000_000, 9);
+            push_frac9(out, n % 1_000_000_000);
         }
         // Writing to a Vec cannot fail.
         None => drop(write!(out, "{v:.9}")),
@@ -556,6 +575,18 @@ mod tests {
             let mut out = Vec::new();
             fixed_s(&mut out, Some(v));
             assert_eq!(String::from_utf8(out).unwrap(), format!("{v:.9}"), "{v:e}");
+        }
+    }
+
+    #[test]
+    fn nine_digit_fractions_are_zero_padded_decimals() {
+        let mut rng = crate::rng::Rng::new(9, 9);
+        let mut cases = vec![0, 1, 9, 10, 99, 100, 9_999, 10_000, 99_999_999, 100_000_000, 999_999_999];
+        cases.extend((0..100_000).map(|_| rng.range_inclusive(0, 999_999_999)));
+        for v in cases {
+            let mut out = Vec::new();
+            push_frac9(&mut out, v);
+            assert_eq!(String::from_utf8(out).unwrap(), format!("{v:09}"));
         }
     }
 

@@ -294,29 +294,31 @@ impl TokenStats {
     }
 
     fn add_per_second(&mut self, r: &RequestRecord) {
-        let mut prev = 0u32;
-        let mut events = r.token_times.iter().peekable();
-        while let Some(&(t, n)) = events.next() {
+        let tt = &r.token_times;
+        let (mut prev, mut i) = (0u32, 0);
+        while let Some(&(t, n)) = tt.get(i) {
             // Whole seconds by integer division: the same bin as
             // `secs(t) as usize` below 2^52 ns (52 days), where the
             // float quotient cannot round up to the next whole second.
-            let (bin, bin_ns) = if t < 1 << 52 {
+            let (bin, lo, hi) = if t < 1 << 52 {
                 let bin = t / 1_000_000_000;
-                (bin as usize, bin * 1_000_000_000..(bin + 1) * 1_000_000_000)
+                (bin as usize, bin * 1_000_000_000, (bin + 1) * 1_000_000_000)
             } else {
-                (secs(t) as usize, t..t)
+                (secs(t) as usize, t, t)
             };
             // The events that follow in the same bin are counted in one
             // go: one bin lookup per second of a request instead of one
             // per token.
             let mut got = u64::from(n.saturating_sub(prev));
             prev = n;
-            while let Some(&&(t, n)) = events.peek()
-                && bin_ns.contains(&t)
+            i += 1;
+            while let Some(&(t, n)) = tt.get(i)
+                && lo <= t
+                && t < hi
             {
                 got += u64::from(n.saturating_sub(prev));
                 prev = n;
-                events.next();
+                i += 1;
             }
             if self.per_second.len() <= bin {
                 self.per_second.resize(bin + 1, 0);
