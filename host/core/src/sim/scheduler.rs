@@ -377,23 +377,7 @@ impl Engine for SglangEngine {
             return;
         }
         let max_new = (req.max_new_tokens as u64).min(max_req_len - input_len - 1);
-        let r = Req {
-            key,
-            input_len: req.input_ids.len(),
-            tokens: req.input_ids,
-            out: 0,
-            max_new,
-            ignore_eos: req.ignore_eos,
-            kv_len: 0,
-            private: 0,
-            lock: None,
-            cached_tokens: 0,
-            admitted: false,
-            retractions: 0,
-            cancelled: false,
-            reported: 0,
-            silent_from: 0,
-        };
+        let r = Req::new(key, req.input_ids, max_new, req.ignore_eos);
         let slot = match self.free_slots.pop() {
             Some(s) => {
                 self.slots[s] = Some(r);

@@ -38,6 +38,27 @@ pub(super) struct Req {
 }
 
 impl Req {
+    /// A request just submitted: `tokens` is its prompt.
+    pub(super) fn new(key: u64, tokens: Vec<u32>, max_new: u64, ignore_eos: bool) -> Self {
+        Self {
+            key,
+            input_len: tokens.len(),
+            tokens,
+            out: 0,
+            max_new,
+            ignore_eos,
+            kv_len: 0,
+            private: 0,
+            lock: None,
+            cached_tokens: 0,
+            admitted: false,
+            retractions: 0,
+            cancelled: false,
+            reported: 0,
+            silent_from: 0,
+        }
+    }
+
     pub(super) fn out_len(&self) -> u64 {
         u64::from(self.out)
     }
@@ -110,23 +131,8 @@ mod tests {
         assert_eq!(wraps.wrapping_mul(0x9E37_79B9), 5u64.wrapping_neg());
         keys.push(wraps);
         for key in keys {
-            let mut r = Req {
-                key,
-                tokens: vec![7; 3],
-                input_len: 3,
-                out: 40,
-                max_new: 40,
-                ignore_eos: true,
-                kv_len: 0,
-                private: 0,
-                lock: None,
-                cached_tokens: 0,
-                admitted: false,
-                retractions: 0,
-                cancelled: false,
-                reported: 0,
-                silent_from: 0,
-            };
+            let mut r = Req::new(key, vec![7; 3], 40, true);
+            r.out = 40;
             r.materialize(10);
             r.materialize(usize::MAX);
             let want: Vec<u32> =
