@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 pub mod itl;
 mod pool;
 pub mod repeats;
+mod tokens;
+
+pub use tokens::TokenStats;
 
 use crate::config::Slo;
 use crate::record::{RequestRecord, Status};
@@ -252,98 +255,6 @@ fn peak_per_second(times: impl Iterator<Item = (f64, u64)>, end: f64) -> f64 {
     bins.into_iter().max().unwrap_or(0) as f64
 }
 
-/// The token-level inputs of the summary (pooled ITL, output tokens per
-/// second), accumulated request by request: a run keeps these instead of
-/// every record's token events.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TokenStats {
-    /// Pooled inter-token latency of ok requests, one value per token after
-    /// the first, in seconds as f32 (7 significant digits: 0.6 ns at 10 ms;
-    /// half the memory of f64 for the run's largest collection), folded
-    /// into (value, count) pairs when values repeat.
-    itl: pool::Pool,
-    /// Output tokens of ok requests per 1-second bin from run start.
-    per_second: Vec<u64>,
-}
-
-impl TokenStats {
-    /// Adds one finished request (only ok requests count).
-    pub fn add(&mut self, r: &RequestRecord) {
-        self.add_with_itl(r, &r.itl());
-    }
-
-    /// [`TokenStats::add`] with the record's [`RequestRecord::itl`] already computed.
-    pub fn add_with_itl(&mut self, r: &RequestRecord, itl: &[f64]) {
-        if r.status != Status::Ok {
-            return;
-        }
-        self.itl.extend(itl.iter().map(|&v| v as f32));
-        self.add_per_second(r);
-    }
-
-    /// [`TokenStats::add`], and the record's row ITLs
-    /// ([`itl::row`]) from the same pass (the record writer's way).
-    pub fn add_with_row(&mut self, r: &RequestRecord, scratch: &mut Vec<f64>) -> Option<itl::ItlRow> {
-        if r.status != Status::Ok {
-            return itl::row(r, scratch, |_| {});
-        }
-        let pool = &mut self.itl;
-        let row = itl::row(r, scratch, |v| pool.push(v as f32));
-        self.add_per_second(r);
-        row
-    }
-
-    fn add_per_second(&mut self, r: &RequestRecord) {
-        let tt = &r.token_times;
-        let (mut prev, mut i) = (0u32, 0);
-        while let Some(&(t, n)) = tt.get(i) {
-            // Whole seconds by integer division: the same bin as
-            // `secs(t) as usize` below 2^52 ns (52 days), where the
-            // float quotient cannot round up to the next whole second.
-            let (bin, lo, hi) = if t < 1 << 52 {
-                let bin = t / 1_000_000_000;
-                (bin as usize, bin * 1_000_000_000, (bin + 1) * 1_000_000_000)
-            } else {
-                (secs(t) as usize, t, t)
-            };
-            // The events that follow in the same bin are counted in one
-            // go: one bin lookup per second of a request instead of one
-            // per token.
-            let mut got = u64::from(n.saturating_sub(prev));
-            prev = n;
-            i += 1;
-            while let Some(&(t, n)) = tt.get(i)
-                && lo <= t
-                && t < hi
-            {
-                got += u64::from(n.saturating_sub(prev));
-                prev = n;
-                i += 1;
-            }
-            if self.per_second.len() <= bin {
-                self.per_second.resize(bin + 1, 0);
-            }
-            self.per_second[bin] += got;
-        }
-    }
-
-    /// Output tokens of ok requests per 1-second bin from run start, by
-    /// the time each token arrived (what `peak_output_token_throughput`
-    /// is the largest of).
-    pub fn per_second(&self) -> &[u64] {
-        &self.per_second
-    }
-
-    /// The token statistics of `records`.
-    pub fn of(records: &[RequestRecord]) -> Self {
-        let mut s = Self::default();
-        for r in records {
-            s.add(r);
-        }
-        s
-    }
-}
-
 impl Summary {
     /// Summarises a run's records against the SLO limits.
     pub fn of(records: &[RequestRecord]) -> Self {
@@ -457,7 +368,7 @@ impl Summary {
         });
         let (mean_queue_depth, max_queue_depth) = queue.finish(end);
         let (_, max_concurrency) = running.finish(end);
-        let peak_output_token_throughput = tokens.per_second.iter().copied().max().unwrap_or(0) as f64;
+        let peak_output_token_throughput = tokens.per_second().iter().copied().max().unwrap_or(0) as f64;
         let finishes = records.iter().filter(|r| r.status == Status::Ok).filter_map(|r| Some((secs(r.finish?), 1)));
         let peak_request_throughput = peak_per_second(finishes, end);
         let nodes = per_node
@@ -486,7 +397,7 @@ impl Summary {
             mean_queue_depth,
             max_queue_depth,
             ttft_total: Dist::of(ttt),
-            itl: tokens.itl.dist(),
+            itl: tokens.into_itl().dist(),
             peak_output_token_throughput,
             peak_request_throughput,
             slo: any_limit.then(|| SloResult {
@@ -546,38 +457,6 @@ mod tests {
             finish_reason: String::new(),
             client_input_length: 10,
             error_kind: None,
-        }
-    }
-
-    #[test]
-    fn tokens_per_second_bins_every_event_by_its_own_time() {
-        let mut rng = crate::rng::Rng::new(5, 1);
-        for _ in 0..300 {
-            let mut r = rec(0, 0, 0, 0, Status::Ok);
-            let (mut t, mut n) = (rng.range_inclusive(0, 3_000_000_000), 0u32);
-            for _ in 0..rng.range_inclusive(0, 40) {
-                // Mostly forward, sometimes back; counts mostly up.
-                t = if rng.next_f64() < 0.1 {
-                    t.saturating_sub(700_000_000)
-                } else {
-                    t + rng.range_inclusive(0, 400_000_000)
-                };
-                n = if rng.next_f64() < 0.1 { n.saturating_sub(2) } else { n + rng.range_inclusive(0, 3) as u32 };
-                r.token_times.push((t, n));
-            }
-            let mut want: Vec<u64> = Vec::new();
-            let mut prev = 0;
-            for &(t, n) in &r.token_times {
-                let bin = (t / 1_000_000_000) as usize;
-                if want.len() <= bin {
-                    want.resize(bin + 1, 0);
-                }
-                want[bin] += u64::from(n.saturating_sub(prev));
-                prev = n;
-            }
-            let mut got = TokenStats::default();
-            got.add_with_itl(&r, &[]);
-            assert_eq!(got.per_second(), want, "{:?}", r.token_times);
         }
     }
 
