@@ -217,11 +217,6 @@ impl RequestRecord {
             (s0, c0) = (s1, c1);
         }
     }
-
-    /// How many values [`RequestRecord::itl`] has.
-    pub fn itl_count(&self) -> usize {
-        self.token_times.windows(2).map(|w| w[1].1.saturating_sub(w[0].1) as usize).sum()
-    }
 }
 
 /// The header of `requests.csv`. The first nine columns are fixed by contract.

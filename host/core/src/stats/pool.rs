@@ -79,13 +79,6 @@ impl Pool {
         }
     }
 
-    /// Adds values.
-    pub fn extend(&mut self, values: impl IntoIterator<Item = f32>) {
-        for v in values {
-            self.push(v);
-        }
-    }
-
     /// Adds one value.
     #[inline(always)]
     pub fn push(&mut self, v: f32) {
@@ -142,18 +135,21 @@ impl Pool {
             *counts.entry(b).or_insert(0) += u64::from(c);
         }
         // A pair costs two values' bytes: keep folding only while it halves them.
-        let overflow = counts.values().any(|&c| c >= u64::from(u32::MAX));
-        if overflow || counts.len() * 4 > self.spilled_values + self.runs.len() {
-            // Mostly distinct (or a count would overflow): back to plain
-            // values, for good.
+        let distinct = counts.len() * 4 > self.spilled_values + self.runs.len();
+        if distinct || counts.values().any(|&c| c >= u64::from(u32::MAX)) {
+            // Mostly distinct: back to plain values, for good. A count that
+            // would overflow: the runs stay as they are, and what was not
+            // folded yet (and all that comes) is kept as plain values.
             self.drain_slots();
-            for &(v, c) in &self.runs {
-                self.raw.extend(std::iter::repeat_n(v, c as usize));
+            if distinct {
+                for &(v, c) in &self.runs {
+                    self.raw.extend(std::iter::repeat_n(v, c as usize));
+                }
+                self.runs = Vec::new();
             }
             for &(b, c) in &self.spilled {
                 self.raw.extend(std::iter::repeat_n(f32::from_bits(b), c as usize));
             }
-            self.runs = Vec::new();
             self.spilled = Vec::new();
             self.spilled_values = 0;
             self.fold = false;
@@ -228,7 +224,7 @@ mod tests {
 
     fn both(values: &[f32], fold_at: usize) -> (Option<Dist>, Option<Dist>) {
         let mut p = Pool::with_fold_at(fold_at);
-        p.extend(values.iter().copied());
+        values.iter().for_each(|&v| p.push(v));
         (p.dist(), Dist::of_f32(values.to_vec()))
     }
 
@@ -244,7 +240,7 @@ mod tests {
         let (a, b) = both(&repeating, 1000);
         assert_eq!(a, b);
         let mut p = Pool::with_fold_at(1000);
-        p.extend(repeating.iter().copied());
+        repeating.iter().for_each(|&v| p.push(v));
         assert!(p.fold && p.raw.is_empty() && p.spilled.len() < 1000, "counted in the table");
         p.drain_slots();
         p.fold_spilled();

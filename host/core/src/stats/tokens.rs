@@ -22,16 +22,9 @@ pub struct TokenStats {
 impl TokenStats {
     /// Adds one finished request (only ok requests count).
     pub fn add(&mut self, r: &RequestRecord) {
-        self.add_with_itl(r, &r.itl());
-    }
-
-    /// [`TokenStats::add`] with the record's [`RequestRecord::itl`] already computed.
-    pub fn add_with_itl(&mut self, r: &RequestRecord, itl: &[f64]) {
-        if r.status != Status::Ok {
-            return;
+        if r.status == Status::Ok {
+            self.add_with_row(r, &mut Vec::new());
         }
-        self.itl.extend(itl.iter().map(|&v| v as f32));
-        self.add_per_second(r);
     }
 
     /// [`TokenStats::add`], and the record's row ITLs
@@ -133,7 +126,7 @@ mod tests {
                 prev = n;
             }
             let mut got = TokenStats::default();
-            got.add_with_itl(&r, &[]);
+            got.add(&r);
             assert_eq!(got.per_second(), want, "{:?}", r.token_times);
         }
     }
