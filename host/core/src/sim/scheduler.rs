@@ -296,9 +296,12 @@ impl SglangEngine {
             return;
         }
         // The tree reads the request's tokens in place (no copy): the slot
-        // and the tree are disjoint fields.
-        let tokens = &self.slots[i].as_ref().expect("live request").tokens[..kv_len];
-        let (_, node) = self.radix.insert_locked(tokens);
+        // and the tree are disjoint fields. The node the request holds
+        // (from its prefix match or last checkpoint) spells the start of
+        // its ids, which only grow: the insert resumes there.
+        let r = self.slots[i].as_ref().expect("live request");
+        let (tokens, held) = (&r.tokens[..kv_len], r.lock.unwrap_or(ROOT));
+        let (_, node) = self.radix.insert_locked(tokens, held);
         // Locked by the insert: the request's old lock goes.
         if let Some(old) = self.req_mut(i).lock.replace(node) {
             self.radix.unlock(old);
