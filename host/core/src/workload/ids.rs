@@ -67,14 +67,9 @@ impl TokenIds {
         &self.head
     }
 
-    /// The ids after the head, in order (regenerated).
-    pub fn tail(&self) -> Ids<'_> {
-        Ids { head: [].iter(), tail: self.tail.clone() }
-    }
-
     /// Calls `f` with each id after the head, in order (regenerated with
     /// the generator in a local, as [`TokenIds::to_vec_with_room`] does:
-    /// faster than [`TokenIds::tail`]'s iterator).
+    /// an iterator kept its state in memory).
     pub fn for_each_tail(&self, mut f: impl FnMut(u32)) {
         if let Some((rng, n, vocab)) = &self.tail {
             let mut rng = rng.clone();
