@@ -72,8 +72,8 @@ impl Default for Tree {
 }
 
 /// Bytes and characters `a` and `b` share at the start. Compares bytes,
-/// eight at a time (routing texts run to thousands of characters), then
-/// backs off to a character boundary: the same answer as comparing
+/// 32 and then eight at a time (routing texts run to thousands of
+/// characters), then backs off to a character boundary: the same answer as comparing
 /// character by character. `a_chars` is `a`'s length in characters (a
 /// node keeps it): a whole label matched needs no count.
 fn common_prefix(a: &str, a_chars: u64, b: &str) -> (usize, u64) {
