@@ -94,7 +94,7 @@ impl CacheAware {
         } else {
             let (matched, bytes, tenant) = self.tree.prefix_match_walk(text, &mut self.walk);
             // The matched part's characters are counted by the match.
-            let total = matched + text[bytes..].chars().count() as u64;
+            let total = matched + tree::char_count(&text[bytes..]);
             let rate = if total == 0 { 0.0 } else { matched as f32 / total as f32 };
             match tenant {
                 Some(t) if rate > self.cache_threshold as f32 => {

@@ -26,7 +26,7 @@ pub struct RoutingTexts {
     /// names one head for as long as it is here.
     heads: HashMap<usize, String>,
     /// The digits being formatted, reused from text to text.
-    scratch: Vec<u8>,
+    digits: Digits,
 }
 
 impl RoutingTexts {
@@ -36,71 +36,102 @@ impl RoutingTexts {
             Prompt::Text(t) => return t.clone(),
             Prompt::Ids(ids) => ids,
         };
-        let mut out = String::with_capacity(ids.len() * 6);
+        // The tail first, so that the text is allocated once at its exact
+        // size (an estimate from the id count was short for six-digit ids,
+        // and growing copied the whole text again).
+        let tail = ids.len() - ids.head().len();
+        self.digits.start(tail);
+        ids.for_each_tail(|v| self.digits.push(v));
         let head = ids.head();
+        let mut out;
         if head.len() >= CACHED_HEAD {
             if self.heads.len() >= MAX_HEADS {
                 self.heads.clear();
             }
             let key = Arc::as_ptr(head) as *const u32 as usize;
-            let scratch = &mut self.scratch;
-            out.push_str(self.heads.entry(key).or_insert_with(|| {
-                let mut s = String::new();
-                push_decimals(&mut s, scratch, head.iter().copied());
-                s
-            }));
+            let text = self.heads.entry(key).or_insert_with(|| {
+                let mut d = Digits::default();
+                d.start(head.len());
+                head.iter().for_each(|&v| d.push(v));
+                d.text().to_owned()
+            });
+            out = String::with_capacity(text.len() + 1 + self.digits.len);
+            out.push_str(text);
         } else {
-            push_decimals(&mut out, &mut self.scratch, head.iter().copied());
+            let mut d = Digits::default();
+            d.start(head.len());
+            head.iter().for_each(|&v| d.push(v));
+            out = String::with_capacity(d.len + 1 + self.digits.len);
+            out.push_str(d.text());
         }
-        if !out.is_empty() && ids.len() > head.len() {
+        if !out.is_empty() && tail > 0 {
             out.push(' ');
         }
-        self.scratch.clear();
-        ids.for_each_tail(|v| push_id(&mut self.scratch, v));
-        finish(&mut out, &mut self.scratch);
+        out.push_str(self.digits.text());
         out
     }
 }
 
-/// Appends `ids` as space-separated decimals (no leading or trailing space),
-/// formatted in `scratch` (its old contents are dropped).
-fn push_decimals(out: &mut String, scratch: &mut Vec<u8>, ids: impl Iterator<Item = u32>) {
-    scratch.clear();
-    for v in ids {
-        push_id(scratch, v);
-    }
-    finish(out, scratch);
+/// Ids being written as space-separated decimals into a buffer that is
+/// reused: its bytes past `len` are scratch, so an id is written as a whole
+/// word and the next one overwrites what lies past its end (no per-id
+/// length bookkeeping, and nothing is zeroed after the first use).
+#[derive(Debug, Default)]
+struct Digits {
+    buf: Vec<u8>,
+    /// Bytes written, each id followed by a space.
+    len: usize,
 }
 
-/// Appends what [`push_id`] wrote to `scratch`, less the last id's space.
-fn finish(out: &mut String, scratch: &mut Vec<u8>) {
-    scratch.pop();
-    out.push_str(std::str::from_utf8(scratch).expect("only ASCII digits and spaces are written"));
-}
+/// The most an id and its space take (ten digits and a space), plus the
+/// slack an eight-byte word write needs.
+const ID_ROOM: usize = 11;
 
-/// Appends `v` in decimal and a space. Ids below 10^8 (every vocabulary)
-/// are formatted as eight zero-padded digits in one word, from which the
-/// leading zeros are shifted out: no loop and no branch on the digit
-/// count (a cache-aware run formats 256 fresh ids a request, and the
-/// loop over digit pairs was a tenth of its event loop).
-#[inline(always)]
-fn push_id(buf: &mut Vec<u8>, v: u32) {
-    let at = buf.len();
-    if v < 100_000_000 {
-        let pair = |x: u32| u64::from(u16::from_le_bytes([PAIRS[2 * x as usize], PAIRS[2 * x as usize + 1]]));
-        let (hi, lo) = (v / 10_000, v % 10_000);
-        // The most significant digit in the lowest byte (the first written).
-        let word = pair(hi / 100) | (pair(hi % 100) << 16) | (pair(lo / 100) << 32) | (pair(lo % 100) << 48);
-        // Leading zeros are the low bytes equal to b'0'; zero keeps one digit.
-        let lead = ((word ^ 0x3030_3030_3030_3030).trailing_zeros() / 8).min(7);
-        buf.extend_from_slice(&(word >> (8 * lead)).to_le_bytes());
-        buf.truncate(at + 8 - lead as usize);
-    } else {
-        let mut digits = [0u8; 10];
-        let n = write_decimal(&mut digits, v);
-        buf.extend_from_slice(&digits[..n]);
+impl Digits {
+    /// Forgets what was written and makes room for `ids` ids of up to
+    /// eight digits (longer ones grow the buffer as they come).
+    fn start(&mut self, ids: usize) {
+        self.len = 0;
+        let need = ids * 9 + ID_ROOM;
+        if self.buf.len() < need {
+            self.buf.resize(need, 0);
+        }
     }
-    buf.push(b' ');
+
+    /// Writes `v` in decimal and a space. Ids below 10^8 (every vocabulary)
+    /// are formatted as eight zero-padded digits in one word, from which the
+    /// leading zeros are shifted out: no loop and no branch on the digit
+    /// count (a cache-aware run formats 256 fresh ids a request, and the
+    /// loop over digit pairs was a tenth of its event loop).
+    #[inline(always)]
+    fn push(&mut self, v: u32) {
+        let at = self.len;
+        if self.buf.len() - at < ID_ROOM {
+            // Only ids of nine or ten digits outrun `start`'s room.
+            self.buf.resize(2 * self.buf.len() + ID_ROOM, 0);
+        }
+        if v < 100_000_000 {
+            let pair = |x: u32| u64::from(u16::from_le_bytes([PAIRS[2 * x as usize], PAIRS[2 * x as usize + 1]]));
+            let (hi, lo) = (v / 10_000, v % 10_000);
+            // The most significant digit in the lowest byte (the first written).
+            let word = pair(hi / 100) | (pair(hi % 100) << 16) | (pair(lo / 100) << 32) | (pair(lo % 100) << 48);
+            // Leading zeros are the low bytes equal to b'0'; zero keeps one digit.
+            let lead = ((word ^ 0x3030_3030_3030_3030).trailing_zeros() / 8).min(7) as usize;
+            self.buf[at..at + 8].copy_from_slice(&(word >> (8 * lead)).to_le_bytes());
+            self.buf[at + 8 - lead] = b' ';
+            self.len = at + 9 - lead;
+        } else {
+            let n = write_decimal(&mut self.buf[at..at + 10], v);
+            self.buf[at + n] = b' ';
+            self.len = at + n + 1;
+        }
+    }
+
+    /// What was written, less the last id's space.
+    fn text(&self) -> &str {
+        let bytes = &self.buf[..self.len.saturating_sub(1)];
+        std::str::from_utf8(bytes).expect("only ASCII digits and spaces are written")
+    }
 }
 
 /// "00" "01" ... "99".
@@ -182,10 +213,14 @@ mod tests {
         }
         let many: Vec<u32> = (0..5_000u32).map(|i| edges[i as usize % edges.len()].wrapping_add(i % 3)).collect();
         for ids in [edges, many] {
-            let mut s = String::from("head");
-            push_decimals(&mut s, &mut vec![b'x'; 3], ids.iter().copied());
-            let want = ids.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" ");
-            assert_eq!(s, format!("head{want}"));
+            // A reused buffer: its earlier contents must not show through.
+            let mut d = Digits { buf: vec![b'x'; 30], len: 0 };
+            for _ in 0..2 {
+                d.start(3);
+                ids.iter().for_each(|&v| d.push(v));
+                let want = ids.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" ");
+                assert_eq!(d.text(), want);
+            }
         }
     }
 
