@@ -72,14 +72,14 @@ impl Default for Tree {
 }
 
 /// Bytes and characters `a` and `b` share at the start. Compares bytes,
-/// 32 and then eight at a time (routing texts run to thousands of
+/// 64 and then eight at a time (routing texts run to thousands of
 /// characters), then backs off to a character boundary: the same answer as
 /// comparing character by character. `a_chars` is `a`'s length in
 /// characters (a node keeps it): a whole label matched needs no count.
 fn common_prefix(a: &str, a_chars: u64, b: &str) -> (usize, u64) {
     let (x, y) = (a.as_bytes(), b.as_bytes());
     let len = x.len().min(y.len());
-    let mut n = equal_chunks(x[..len].as_chunks::<32>().0, y[..len].as_chunks::<32>().0);
+    let mut n = equal_chunks(x[..len].as_chunks::<64>().0, y[..len].as_chunks::<64>().0);
     // The first differing word is found here.
     while n + 8 <= len {
         let (p, q) = (
@@ -107,33 +107,37 @@ fn common_prefix(a: &str, a_chars: u64, b: &str) -> (usize, u64) {
     (n, char_count(&a[..n]))
 }
 
-/// Bytes in the leading 32-byte chunks on which `xs` and `ys` agree. In
-/// wasm, two 16-byte vector compares a chunk: this loop was most of a
+/// Bytes in the leading 64-byte chunks on which `xs` and `ys` agree. In
+/// wasm, four 16-byte vector compares a chunk: this loop was most of a
 /// cache-aware run's plugin time, at about 19 instructions per eight-byte
-/// word without them.
+/// word without them (and the loop's own bookkeeping, with its epoch
+/// check, is paid once per 64 bytes).
 #[cfg(target_arch = "wasm32")]
 #[target_feature(enable = "simd128")]
-fn equal_chunks(xs: &[[u8; 32]], ys: &[[u8; 32]]) -> usize {
+fn equal_chunks(xs: &[[u8; 64]], ys: &[[u8; 64]]) -> usize {
     use core::arch::wasm32::{v128, v128_any_true, v128_load, v128_or, v128_xor};
     let mut n = 0;
     for (p, q) in xs.iter().zip(ys) {
         let (p, q) = (p.as_ptr().cast::<v128>(), q.as_ptr().cast::<v128>());
-        // SAFETY: each array holds 32 bytes, the two 16-byte loads from
+        // SAFETY: each array holds 64 bytes, the four 16-byte loads from
         // each; wasm loads need no alignment.
-        let (p0, p1, q0, q1) = unsafe { (v128_load(p), v128_load(p.add(1)), v128_load(q), v128_load(q.add(1))) };
-        if v128_any_true(v128_or(v128_xor(p0, q0), v128_xor(p1, q1))) {
+        let d = unsafe {
+            let lane = |i| v128_xor(v128_load(p.add(i)), v128_load(q.add(i)));
+            v128_or(v128_or(lane(0), lane(1)), v128_or(lane(2), lane(3)))
+        };
+        if v128_any_true(d) {
             break;
         }
-        n += 32;
+        n += 64;
     }
     n
 }
 
-/// [`equal_chunks`] off wasm (the plugin's native tests), four words a chunk.
+/// [`equal_chunks`] off wasm (the plugin's native tests), eight words a chunk.
 #[cfg(not(target_arch = "wasm32"))]
-fn equal_chunks(xs: &[[u8; 32]], ys: &[[u8; 32]]) -> usize {
-    let word = |s: &[u8; 32], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
-    xs.iter().zip(ys).take_while(|(p, q)| (0..4).all(|i| word(p, 8 * i) == word(q, 8 * i))).count() * 32
+fn equal_chunks(xs: &[[u8; 64]], ys: &[[u8; 64]]) -> usize {
+    let word = |s: &[u8; 64], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
+    xs.iter().zip(ys).take_while(|(p, q)| (0..8).all(|i| word(p, 8 * i) == word(q, 8 * i))).count() * 64
 }
 
 /// Characters in `s`: its bytes less its UTF-8 continuation bytes
