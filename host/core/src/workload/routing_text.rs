@@ -49,18 +49,11 @@ impl RoutingTexts {
                 self.heads.clear();
             }
             let key = Arc::as_ptr(head) as *const u32 as usize;
-            let text = self.heads.entry(key).or_insert_with(|| {
-                let mut d = Digits::default();
-                d.start(head.len());
-                head.iter().for_each(|&v| d.push(v));
-                d.text().to_owned()
-            });
+            let text = self.heads.entry(key).or_insert_with(|| Digits::of(head).text().to_owned());
             out = String::with_capacity(text.len() + 1 + self.digits.len);
             out.push_str(text);
         } else {
-            let mut d = Digits::default();
-            d.start(head.len());
-            head.iter().for_each(|&v| d.push(v));
+            let d = Digits::of(head);
             out = String::with_capacity(d.len + 1 + self.digits.len);
             out.push_str(d.text());
         }
@@ -88,6 +81,14 @@ struct Digits {
 const ID_ROOM: usize = 11;
 
 impl Digits {
+    /// `ids` written into a new buffer.
+    fn of(ids: &[u32]) -> Self {
+        let mut d = Self::default();
+        d.start(ids.len());
+        ids.iter().for_each(|&v| d.push(v));
+        d
+    }
+
     /// Forgets what was written and makes room for `ids` ids of up to
     /// eight digits (longer ones grow the buffer as they come).
     fn start(&mut self, ids: usize) {
